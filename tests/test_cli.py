@@ -1,0 +1,69 @@
+"`rurk-run` and `rurk-bench` end to end, as a user runs them."
+import csv, json, shutil, subprocess, sys
+import pytest
+from conftest import ROOT
+
+TINY = ['--methods', 'gd', 'neggrad+', 'rurk', '--taus', '0', '0.1', '0.3', '--c', '8', '--train-epochs', '3', '--quiet']
+
+def run(*args, out, cache):
+    exe = shutil.which('rurk-run')
+    assert exe, "the console script rurk-run is not installed"
+    return subprocess.run([exe, *args, '--out', str(out), '--cache', str(cache)], capture_output=True, text=True, cwd=ROOT)
+
+@pytest.fixture(scope='module')
+def first(tmp_path_factory):
+    d = tmp_path_factory.mktemp('run')
+    return d, run(*TINY, out=d/'out', cache=d/'cache')
+
+def test_run_succeeds_and_prints_table(first):
+    d, r = first
+    assert r.returncode == 0, r.stderr[-5000:]
+    for word in ('method', 'RA', 'UA', 'TA', 'gap', 'r@0.1', '%r̂>1@0.1', 'original', 'retrain', 'gd', 'neggrad+', 'rurk'):
+        assert word in r.stdout
+
+def test_results_json_schema(first):
+    d, _ = first
+    res = json.loads((d/'out'/'results.json').read_text())
+    assert res['config']['dataset'] == 'digits' and res['config']['c'] == 8 and res['config']['taus'] == [0.0, 0.1, 0.3]
+    assert list(res['methods']) == ['original', 'retrain', 'gd', 'neggrad+', 'rurk']
+    for name, m in res['methods'].items():
+        for k in ('RA', 'UA', 'TA', 'avg_gap', 'seconds'): assert isinstance(m[k], float) and m[k] == m[k], (name, k)
+        assert 0 <= m['RA'] <= 100 and 0 <= m['UA'] <= 100 and 0 <= m['TA'] <= 100
+        rk = m['rk']
+        assert rk['taus'] == [0.0, 0.1, 0.3]
+        for k in ('r', 'frac_gt1', 'disagreement'): assert len(rk[k]) == 3
+        assert all(0 <= v <= 1 for v in rk['frac_gt1'] + rk['disagreement'])
+    assert res['methods']['retrain']['rk']['r'] == [1.0, 1.0, 1.0] and res['methods']['retrain']['avg_gap'] == 0.0
+    per = res['methods']['gd']['per_seed']['0']['rk']
+    assert len(per['k_unlearned']) == 3 and len(per['k_unlearned'][0]) == 70  # per-sample counts: 70 forget digits
+    assert res['environment']['torch'] and res['failures'] == {}
+
+def test_csv_and_html(first):
+    d, _ = first
+    rows = list(csv.reader(open(d/'out'/'results.csv')))
+    assert rows[0][:3] == ['method', 'seed', 'RA'] and len(rows) == 6
+    html = (d/'out'/'r_tau.html').read_text()
+    assert 'Plotly.newPlot' in html and 'cdn.plot.ly' not in html.split('<script')[1][:200]  # plotly.js embedded, not fetched
+
+def test_second_run_uses_cache_and_is_deterministic(first, tmp_path):
+    d, _ = first
+    r = run(*TINY, out=tmp_path/'again', cache=d/'cache')
+    assert r.returncode == 0, r.stderr[-3000:]
+    a, b = (json.loads((p/'results.json').read_text()) for p in (d/'out', tmp_path/'again'))
+    assert b['reference']['0']['original']['cached'] and b['reference']['0']['retrain']['cached']
+    for name in a['methods']:
+        for k in ('RA', 'UA', 'TA', 'avg_gap'): assert a['methods'][name][k] == b['methods'][name][k], (name, k)
+        assert a['methods'][name]['rk']['r'] == b['methods'][name]['rk']['r']
+
+def test_bad_arguments_fail_fast(tmp_path):
+    for args, msg in [(['--methods', 'scrub2'], "unknown unlearning method 'scrub2'"), (['--taus', '-1'], 'τ must be'),
+                      (['--c', '0'], 'c (draws per sample)'), (['--dataset', 'cifar10'], '--data-root'),
+                      (['--hp', 'gd.momentumm=0.5', '--methods', 'gd'], "gd has no hyper-parameter ['momentumm']")]:
+        r = run(*args, out=tmp_path/'o', cache=tmp_path/'c')
+        assert r.returncode == 2 and msg in r.stderr, (args, r.stderr)
+    assert not (tmp_path/'c').exists()  # refused before any training
+
+def test_bench_prints_figures():
+    r = subprocess.run([shutil.which('rurk-bench'), '--n', '10', '--c', '10', '--n-taus', '2'], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert 'raw forward' in r.stdout and 'estimator gaussian' in r.stdout and 'estimator uniform_l2' in r.stdout
