@@ -8,7 +8,7 @@ import math, time, warnings, numpy as np
 from dataclasses import replace
 from pathlib import Path
 from .run import RunConfig, run_experiment, validate_config
-from .residual import RKResult
+from .residual import RKResult, nearest_index
 from .unlearn import get_method
 from .tuning import setting_hp
 
@@ -134,8 +134,7 @@ def r_policy(res:dict, # `rurk-run` results
 # %% ../nbs/15_experiments.ipynb #36f53f75
 def tau_index(res:dict, tau:float=None) -> int:
     "Index of the grid point of `res` nearest to `tau` (default: the scenario's main τ)."
-    tau = res['tau_main'] if tau is None else tau
-    return int(np.argmin([abs(t - tau) for t in res['taus']]))
+    return nearest_index(res['taus'], res['tau_main'] if tau is None else tau)
 
 def r_at(runs:dict, # {name: results}, e.g. one per attack
          tau:float=None, # the τ (default: each run's main τ)
