@@ -8,7 +8,7 @@ import copy, math, torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
 from .models import n_classes_of
 from .train import sgd, run_steps, iterate_batches, reinit, default_device
-from .unlearn import register, n_batches
+from .unlearn import register, n_batches, forget_pass
 
 # %% auto #0
 __all__ = ['union_with_flags', 'flagged_batches', 'random_wrong_labels', 'langevin_noise', 'ngd', 'model_blocks', 'default_k',
@@ -133,14 +133,15 @@ def distill_kl(student_logits:Tensor, teacher_logits:Tensor, T:float=1.0) -> Ten
 # %% ../nbs/08_baselines.ipynb #4499d4eb
 def scrub_train(student:nn.Module, teacher:nn.Module, # the student (trained in place) and the frozen teacher
                 retain:tuple, forget:tuple, epochs:int, msteps:int, lr:float, alpha:float, gamma:float, T:float,
-                bs:int, momentum:float, wd:float, seed:int=0, device=None, progress:bool=True) -> nn.Module:
+                bs:int, momentum:float, wd:float, bn_stats:str='retain', seed:int=0, device=None, progress:bool=True) -> nn.Module:
     "SCRUB's loop: per epoch a max-step pass over S_f (first `msteps` epochs) and a min-step pass over S_r."
     dev = default_device(device); student.to(dev); teacher.to(dev).eval(); g = torch.Generator().manual_seed(seed)
     def batches(ep):
         if ep < msteps: yield from (('max', *b) for b in iterate_batches(*forget, bs, True, g, dev))
         yield from (('min', *b) for b in iterate_batches(*retain, bs, True, g, dev))
     def step(b):
-        kind, x, y = b; out = student(x)
+        kind, x, y = b
+        with forget_pass(student, bn_stats if kind == 'max' else 'all'): out = student(x)  # max-steps: forget batches
         with torch.no_grad(): t = teacher(x)
         d = distill_kl(out, t, T)
         return -d if kind == 'max' else gamma * F.cross_entropy(out, y) + alpha * d
@@ -149,12 +150,12 @@ def scrub_train(student:nn.Module, teacher:nn.Module, # the student (trained in 
 
 @register('scrub', 'Kurmanji et al. 2023, SCRUB')
 def scrub(model, retain, forget, epochs:int=3, msteps:int=2, lr:float=5e-4, alpha:float=0.001, gamma:float=1.0, T:float=4.0,
-          bs:int=128, momentum:float=0.9, wd:float=5e-4, seed:int=0, device=None, progress:bool=True):
+          bs:int=128, momentum:float=0.9, wd:float=5e-4, bn_stats:str='retain', seed:int=0, device=None, progress:bool=True):
     "Teacher-student: max-steps move away from the frozen Original on S_f, min-steps stay close (KL + CE) on S_r."
     if msteps < 0: raise ValueError(f"msteps (epochs with a max-step) must be ≥ 0, got {msteps}")
     if T <= 0: raise ValueError(f"the distillation temperature T must be > 0, got {T}")
     teacher = copy.deepcopy(model).requires_grad_(False)
-    return scrub_train(model, teacher, retain, forget, epochs, msteps, lr, alpha, gamma, T, bs, momentum, wd, seed, device, progress)
+    return scrub_train(model, teacher, retain, forget, epochs, msteps, lr, alpha, gamma, T, bs, momentum, wd, bn_stats, seed, device, progress)
 
 # %% ../nbs/08_baselines.ipynb #8794da09
 def relabelled_batches(x:Tensor, y:Tensor, flag:Tensor, # a flagged set (see `union_with_flags`)
@@ -165,22 +166,24 @@ def relabelled_batches(x:Tensor, y:Tensor, flag:Tensor, # a flagged set (see `un
 def relabel_train(model:nn.Module, retain:tuple, forget:tuple, # the model (trained in place), S_r and S_f
                   epochs:int, lr:float, bs:int, momentum:float, wd:float, # SGD settings
                   seed:int=0, device=None, progress:bool=True, desc:str='random_labels',
-                  masks:dict=None # `{name: 0/1 tensor}` (SalUn): only masked weights move
+                  masks:dict=None, # `{name: 0/1 tensor}` (SalUn): only masked weights move
+                  bn_stats:str='retain' # BatchNorm statistics from the retain rows of each batch ('retain') or all rows ('all')
                  ) -> nn.Module:
     "SGD on S_r ∪ S_f with random wrong labels on S_f; with `masks` (SalUn) only the masked weights move."
     dev = default_device(device); model.to(dev); g = torch.Generator().manual_seed(seed)
     (x, y, f), nc = union_with_flags(retain, forget), n_classes_of(model, forget[0])
     opt = sgd(model, lr, momentum, 0.0 if masks else wd)
     if masks: mask_updates(opt, [(p, masks[n]) for n, p in model.named_parameters()], wd)
-    step = lambda b: F.cross_entropy(model(b[0]), b[1])
+    def step(b):
+        with forget_pass(model, bn_stats, keep=~b[2]): return F.cross_entropy(model(b[0]), b[1])
     return run_steps(model, lambda ep: relabelled_batches(x, y, f, nc, bs, g, dev), step, epochs, opt, n_batches(len(y), bs),
                      cosine=False, progress=progress, desc=desc)
 
 @register('random_labels', 'Golatkar et al. 2020 / Graves et al. 2021, random labels')
 def random_labels(model, retain, forget, epochs:int=10, lr:float=0.1, bs:int=256, momentum:float=0.9, wd:float=5e-4,
-                  seed:int=0, device=None, progress:bool=True):
+                  bn_stats:str='retain', seed:int=0, device=None, progress:bool=True):
     "Fine-tune on S_r ∪ S_f, each forget sample carrying a fresh random wrong label."
-    return relabel_train(model, retain, forget, epochs, lr, bs, momentum, wd, seed, device, progress, 'random_labels')
+    return relabel_train(model, retain, forget, epochs, lr, bs, momentum, wd, seed, device, progress, 'random_labels', bn_stats=bn_stats)
 
 # %% ../nbs/08_baselines.ipynb #43555a18
 def saliency_mask(model:nn.Module, forget:tuple, # the Original and S_f
@@ -207,10 +210,10 @@ def mask_updates(opt:torch.optim.Optimizer, pairs:list, # the optimiser, and `(p
 
 @register('salun', 'Fan et al. 2024, SalUn')
 def salun(model, retain, forget, ratio:float=0.5, epochs:int=10, lr:float=0.1, bs:int=256, momentum:float=0.9, wd:float=5e-4,
-          seed:int=0, device=None, progress:bool=True):
+          bn_stats:str='retain', seed:int=0, device=None, progress:bool=True):
     "Random-label fine-tuning on S_f ∪ S_r that updates only the weights most salient for the forget loss."
     masks = saliency_mask(model, forget, ratio, bs, device)
-    return relabel_train(model, retain, forget, epochs, lr, bs, momentum, wd, seed, device, progress, 'salun', masks)
+    return relabel_train(model, retain, forget, epochs, lr, bs, momentum, wd, seed, device, progress, 'salun', masks, bn_stats)
 
 # %% ../nbs/08_baselines.ipynb #c015a08e
 def l1_norm(model:nn.Module) -> Tensor:
@@ -236,22 +239,23 @@ def bad_teacher_loss(student_logits:Tensor, good_logits:Tensor, bad_logits:Tenso
 
 def bad_teacher_train(student:nn.Module, good:nn.Module, bad:nn.Module, # the student (trained in place) and the two frozen teachers
                       retain:tuple, forget:tuple, epochs:int, lr:float, retain_frac:float, T:float, bs:int,
-                      seed:int=0, device=None, progress:bool=True) -> nn.Module:
+                      bn_stats:str='retain', seed:int=0, device=None, progress:bool=True) -> nn.Module:
     "Train `student` with Adam on S_f ∪ (a random `retain_frac` of S_r) to follow `bad` on S_f and `good` on S_r."
     dev = default_device(device); student.to(dev); good.to(dev).eval(); bad.to(dev).eval(); g = torch.Generator().manual_seed(seed)
     keep = torch.randperm(len(retain[1]), generator=g)[:max(1, round(retain_frac * len(retain[1])))]
     x, y, f = union_with_flags((retain[0][keep], retain[1][keep]), forget)
     def step(b):
         with torch.no_grad(): gl, bl = good(b[0]), bad(b[0])
-        return bad_teacher_loss(student(b[0]), gl, bl, b[2], T)
+        with forget_pass(student, bn_stats, keep=~b[2]): out = student(b[0])
+        return bad_teacher_loss(out, gl, bl, b[2], T)
     return run_steps(student, lambda ep: flagged_batches(x, y, f, bs, g, dev), step, epochs, torch.optim.Adam(student.parameters(), lr=lr),
                      n_batches(len(y), bs), cosine=False, progress=progress, desc='bad_teacher')
 
 @register('bad_teacher', 'Chundawat et al. 2023, Bad Teacher (incompetent teacher)')
 def bad_teacher(model, retain, forget, epochs:int=1, lr:float=1e-4, retain_frac:float=0.3, T:float=1.0, bs:int=256,
-                seed:int=0, device=None, progress:bool=True):
+                bn_stats:str='retain', seed:int=0, device=None, progress:bool=True):
     "Student follows the Original on (a subset of) S_r and a randomly initialised teacher on S_f (KL distillation)."
     if not 0 < retain_frac <= 1: raise ValueError(f"retain_frac must lie in (0, 1], got {retain_frac}")
     if T <= 0: raise ValueError(f"the distillation temperature T must be > 0, got {T}")
     good, bad = copy.deepcopy(model).requires_grad_(False), reinit(model, seed).requires_grad_(False)
-    return bad_teacher_train(model, good, bad, retain, forget, epochs, lr, retain_frac, T, bs, seed, device, progress)
+    return bad_teacher_train(model, good, bad, retain, forget, epochs, lr, retain_frac, T, bs, bn_stats, seed, device, progress)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch, torch.nn as nn, torch.nn.functional as F
 from .perturb import get_perturbation, random_targets
 from .train import sgd, run_steps, iterate_batches, default_device
-from .unlearn import register, cycle_batches, n_batches
+from .unlearn import register, cycle_batches, n_batches, forget_pass
 from .models import n_classes_of
 
 # %% auto #0
@@ -32,7 +32,7 @@ def vulnerable_loss(model:nn.Module, xf, yf, # model and forget batch
 @register('rurk', 'Hsu et al. 2025, this paper')
 def rurk(model, retain, forget, epochs:int=2, lr:float=0.01, lambda_f:float=0.03, lambda_a:float=0.03,
          tau:float=0.03, v:int=1, attack:str='gaussian', bs:int=128, momentum:float=0.9, wd:float=5e-4, clip:float=1.0,
-         seed:int=0, device=None, progress:bool=True):
+         bn_stats:str='retain', seed:int=0, device=None, progress:bool=True):
     "Fine-tune on S_r while ascending the loss on S_f and on perturbed copies of S_f (the vulnerable set)."
     if attack not in RURK_ATTACKS: raise ValueError(f"RURK's vulnerable set is built with one of {RURK_ATTACKS}, got {attack!r}")
     if v < 1: raise ValueError(f"v (perturbed copies per forget sample) must be ≥ 1, got {v}")
@@ -42,7 +42,9 @@ def rurk(model, retain, forget, epochs:int=2, lr:float=0.01, lambda_f:float=0.03
     fb, nc = cycle_batches(*forget, bs, gf, dev), n_classes_of(model, forget[0])
     def step(b):
         xf, yf = next(fb)
-        loss = F.cross_entropy(model(b[0]), b[1]) - lambda_f * F.cross_entropy(model(xf), yf)
-        return loss + lambda_a * vulnerable_loss(model, xf, yf, attack, tau, v, gf, nc) if lambda_a else loss
+        with forget_pass(model, bn_stats):  # forget and perturbed passes leave BatchNorm statistics to retain data
+            unl = -lambda_f * F.cross_entropy(model(xf), yf)
+            if lambda_a: unl = unl + lambda_a * vulnerable_loss(model, xf, yf, attack, tau, v, gf, nc)
+        return F.cross_entropy(model(b[0]), b[1]) + unl
     return run_steps(model, lambda ep: iterate_batches(*retain, bs, True, g, dev), step, epochs, sgd(model, lr, momentum, wd),
                      n_batches(len(retain[1]), bs), cosine=True, clip=clip, progress=progress, desc='rurk')

@@ -4,15 +4,16 @@
 
 # %% ../nbs/05_unlearn.ipynb #238d2d0e
 from __future__ import annotations
-import copy, importlib, inspect, torch, torch.nn as nn, torch.nn.functional as F
+import copy, importlib, inspect, contextlib, torch, torch.nn as nn, torch.nn.functional as F
 from dataclasses import dataclass
 from torch import Tensor
 from .models import n_classes_of
 from .train import fit, reinit, sgd, run_steps, iterate_batches, default_device
 
 # %% auto #0
-__all__ = ['METHODS', 'METHOD_MODULES', 'Method', 'register', 'get_method', 'list_methods', 'check_xy', 'unlearn',
-           'cycle_batches', 'n_batches', 'retrain', 'gd', 'ga', 'neggrad_plus']
+__all__ = ['METHODS', 'METHOD_MODULES', 'BN_STATS', 'Method', 'register', 'get_method', 'list_methods', 'check_xy',
+           'check_bn_stats', 'unlearn', 'cycle_batches', 'n_batches', 'forget_pass', 'retrain', 'gd', 'ga',
+           'neggrad_plus']
 
 # %% ../nbs/05_unlearn.ipynb #3b9dae44
 @dataclass
@@ -27,6 +28,10 @@ class Method:
     def defaults(self) -> dict:
         "Default hyper-parameters (from the function signature)."
         return {k: p.default for k, p in inspect.signature(self.fn).parameters.items() if p.default is not inspect.Parameter.empty}
+    @property
+    def forwards_forget(self) -> bool:
+        "Does the method run forget (or perturbed forget) data through the model in training mode? (It then takes `bn_stats`.)"
+        return 'bn_stats' in self.defaults
 
 METHODS = {}
 
@@ -68,16 +73,26 @@ def check_xy(xy, name:str, n_classes:int=None, shape=None):
     if n_classes is not None and (y.min() < 0 or y.max() >= n_classes): raise ValueError(f"{name} labels must lie in [0, {n_classes}) (the model's classes), got range [{y.min()}, {y.max()}]")
 
 # %% ../nbs/05_unlearn.ipynb #30490727
+BN_STATS = ('retain', 'all')
+
+def check_bn_stats(bn_stats:str):
+    "Raise a `ValueError` unless `bn_stats` is one of `BN_STATS`."
+    if bn_stats not in BN_STATS: raise ValueError(f"bn_stats must be one of {BN_STATS} (where BatchNorm running statistics come from), got {bn_stats!r}")
+
 def unlearn(method:str, # a name in `METHODS` (see `list_methods()`)
             model:nn.Module, # the Original model (left untouched)
             retain:tuple, # (x, y) of the retain set S_r
             forget:tuple, # (x, y) of the forget set S_f
+            bn_stats:str=None, # BatchNorm running statistics from 'retain' data only (default) or from 'all' passes; see below
             **hp # hyper-parameters of the method (defaults: `get_method(method).defaults`)
            ) -> nn.Module:
     "Unlearn `forget` from a copy of `model` with `method`; return the new model in eval mode."
     m = get_method(method)
     bad = set(hp) - set(m.defaults)
     if bad: raise ValueError(f"{method} has no hyper-parameter {sorted(bad)}; it takes {sorted(m.defaults)}")
+    if bn_stats is not None:
+        check_bn_stats(bn_stats)
+        if m.forwards_forget: hp['bn_stats'] = bn_stats  # the other methods never run forget data in training mode
     check_xy(forget, 'forget'); nc = n_classes_of(model, forget[0])
     check_xy(retain, 'retain', nc); check_xy(forget, 'forget', nc, retain[0].shape[1:])
     new = copy.deepcopy(model)
@@ -89,6 +104,35 @@ def cycle_batches(x:Tensor, y:Tensor, bs:int, g:torch.Generator, device):
     while True: yield from iterate_batches(x, y, bs, True, g, device)
 
 def n_batches(n:int, bs:int) -> int: return -(-n // bs)
+
+# %% ../nbs/05_unlearn.ipynb #9aaa4060
+def _bn_layers(model:nn.Module) -> list:
+    "The BatchNorm layers of `model` that a training-mode pass would update."
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats]
+
+def _update_from_rows(bn:nn.Module, args:tuple, keep:Tensor):
+    "Forward pre-hook: update `bn`'s running statistics from the rows `keep` of its input, as a batch of them alone would."
+    x = args[0][keep].detach()
+    if x.numel() <= x.shape[1]: return  # one value per channel: no variance to take (BatchNorm itself would refuse it)
+    with torch.no_grad():
+        bn.num_batches_tracked.add_(1)
+        mom = bn.momentum if bn.momentum is not None else 1 / float(bn.num_batches_tracked)
+        F.batch_norm(x, bn.running_mean, bn.running_var, None, None, True, mom, bn.eps)
+
+@contextlib.contextmanager
+def forget_pass(model:nn.Module, # the model being unlearned
+                bn_stats:str='retain', # 'retain': BatchNorm statistics untouched by the pass (or fed by `keep` only); 'all': as PyTorch does
+                keep:Tensor=None # for a mixed batch: boolean mask of its retain rows, whose statistics update the running ones
+               ):
+    "Within this context, training-mode passes normalise with batch statistics but leave BatchNorm running statistics to retained rows."
+    check_bn_stats(bn_stats)
+    layers = _bn_layers(model) if bn_stats == 'retain' else []
+    hooks = [m.register_forward_pre_hook(lambda mod, a: _update_from_rows(mod, a, keep)) for m in layers] if keep is not None and bool(keep.any()) else []
+    for m in layers: m.track_running_stats = False  # batch statistics, no running update (PyTorch's own switch)
+    try: yield
+    finally:
+        for m in layers: m.track_running_stats = True
+        for h in hooks: h.remove()
 
 # %% ../nbs/05_unlearn.ipynb #e21d0b76
 @register('retrain', 'retraining from scratch on S_r (the reference)')
@@ -111,22 +155,24 @@ def gd(model, retain, forget, epochs:int=10, lr:float=0.01, bs:int=128, momentum
 # %% ../nbs/05_unlearn.ipynb #8000357b
 @register('ga', 'Thudi et al. 2022 / Graves et al. 2021, gradient ascent')
 def ga(model, retain, forget, epochs:int=1, lr:float=1e-5, bs:int=128, momentum:float=0.9, wd:float=1e-4, clip:float=1.0,
-       seed:int=0, device=None, progress:bool=True):
+       bn_stats:str='retain', seed:int=0, device=None, progress:bool=True):
     "Gradient ascent on the forget set (maximise its cross-entropy)."
     dev = default_device(device); model.to(dev); g = torch.Generator().manual_seed(seed)
-    step = lambda b: -F.cross_entropy(model(b[0]), b[1])
+    def step(b):
+        with forget_pass(model, bn_stats): return -F.cross_entropy(model(b[0]), b[1])
     return run_steps(model, lambda ep: iterate_batches(*forget, bs, True, g, dev), step, epochs, sgd(model, lr, momentum, wd),
                      n_batches(len(forget[1]), bs), cosine=False, clip=clip, progress=progress, desc='ga')
 
 # %% ../nbs/05_unlearn.ipynb #0bd82e76
 @register('neggrad+', 'Kurmanji et al. 2023, NegGrad+')
 def neggrad_plus(model, retain, forget, epochs:int=1, lr:float=0.01, beta:float=0.001, bs:int=128, momentum:float=0.9, wd:float=5e-4,
-                 seed:int=0, device=None, progress:bool=True):
+                 bn_stats:str='retain', seed:int=0, device=None, progress:bool=True):
     "Descend on retain batches and ascend on forget batches together, weighted by β."
     dev = default_device(device); model.to(dev); g = torch.Generator().manual_seed(seed)
     fb = cycle_batches(*forget, bs, torch.Generator().manual_seed(seed + 1), dev)
     def step(b):
         xf, yf = next(fb)
-        return (1 - beta) * F.cross_entropy(model(b[0]), b[1]) - beta * F.cross_entropy(model(xf), yf)
+        with forget_pass(model, bn_stats): lf = F.cross_entropy(model(xf), yf)
+        return (1 - beta) * F.cross_entropy(model(b[0]), b[1]) - beta * lf
     return run_steps(model, lambda ep: iterate_batches(*retain, bs, True, g, dev), step, epochs, sgd(model, lr, momentum, wd),
                      n_batches(len(retain[1]), bs), cosine=False, progress=progress, desc='neggrad+')
