@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_residual.ipynb #9d566e5b
 from __future__ import annotations
-import math, numpy as np, torch, torch.nn as nn
+import math, warnings, numpy as np, torch, torch.nn as nn
 from dataclasses import dataclass, field, asdict
 from torch import Tensor
 from tqdm.auto import tqdm
@@ -13,23 +13,64 @@ from .models import check_same_classes, param_device, n_classes_of
 from .train import sync_time
 
 # %% auto #0
-__all__ = ['ZERO_POLICIES', 'BLOCK', 'nearest_index', 'ratio', 'RKResult', 'check_rk_inputs', 'residual_knowledge',
+__all__ = ['ZERO_POLICIES', 'STATS', 'MAX_UNDEFINED', 'BLOCK', 'nearest_index', 'ratio', 'pooled_ratio', 'boot_weights',
+           'boot_replicates', 'percentile_ci', 'RKResult', 'ci_of_mean', 'check_rk_inputs', 'residual_knowledge',
            'sample_draws']
 
 # %% ../nbs/04_residual.ipynb #686b730f
-ZERO_POLICIES = ('floor', 'exclude')
+ZERO_POLICIES = ('exclude', 'floor') # zero-denominator policies of r̂ (the first is the default)
 
 def nearest_index(taus, tau:float) -> int:
     "Index of the grid point of `taus` nearest to `tau`."
     return int(np.argmin(np.abs(np.asarray(taus, dtype=float) - tau)))
 
-def ratio(k_m:Tensor, k_a:Tensor, zero:str='floor') -> Tensor:
-    "Per-sample r̂ = k_m / k_a with the zero-denominator policy `zero` ('floor' or 'exclude', see above)."
-    k_m, k_a = k_m.double(), k_a.double()
-    if zero == 'floor': alt = torch.where(k_m > 0, k_m, torch.ones_like(k_m))
-    elif zero == 'exclude': alt = torch.full_like(k_m, float('nan'))
-    else: raise ValueError(f"unknown zero-denominator policy {zero!r}; choose one of {ZERO_POLICIES}")
+def _check_zero(zero:str):
+    if zero not in ZERO_POLICIES: raise ValueError(f"unknown zero-denominator policy {zero!r}; choose one of {ZERO_POLICIES}")
+
+def ratio(k_m:Tensor, k_a:Tensor, zero:str='exclude') -> Tensor:
+    "Per-sample r̂ = k_m / k_a with the zero-denominator policy `zero` ('exclude': nan, or 'floor', see above)."
+    _check_zero(zero); k_m, k_a = k_m.double(), k_a.double()
+    alt = torch.where(k_m > 0, k_m, torch.ones_like(k_m)) if zero == 'floor' else torch.full_like(k_m, float('nan'))
     return torch.where(k_a > 0, k_m / k_a.clamp(min=1), alt)
+
+def pooled_ratio(k_m:Tensor, k_a:Tensor) -> Tensor:
+    "Σ k_m / Σ k_a over the last dimension (the forget samples); nan where Σ k_a = 0."
+    s_m, s_a = k_m.double().sum(-1), k_a.double().sum(-1)
+    return torch.where(s_a > 0, s_m / s_a.clamp(min=1), torch.full_like(s_m, float('nan')))
+
+# %% ../nbs/04_residual.ipynb #901f67ae
+STATS = ('r', 'r_mean', 'frac_gt1') # statistics with bootstrap intervals
+MAX_UNDEFINED = 0.05 # largest share of undefined bootstrap replicates for which an interval is still given
+
+def boot_weights(n:int, B:int=1000, seed:int=0) -> np.ndarray:
+    "(B, n) bootstrap weights: how often each of `n` samples is drawn in each of `B` resamples with replacement."
+    return np.random.default_rng(seed).multinomial(n, np.full(n, 1 / n), size=B).astype(float)
+
+def _parts(k_m:Tensor, k_a:Tensor, key:str, zero:str):
+    "(numerator, denominator) per τ and sample, (n_taus, n) arrays, whose weighted sums give the statistic `key`."
+    if key not in STATS: raise ValueError(f"unknown statistic {key!r}; choose one of {STATS}")
+    if key == 'r': return k_m.double().numpy(), k_a.double().numpy()
+    rh = ratio(k_m, k_a, zero).numpy(); keep = ~np.isnan(rh)
+    return np.where(keep, rh if key == 'r_mean' else rh > 1, 0.0), keep.astype(float)
+
+def boot_replicates(k_m:Tensor, k_a:Tensor, # (n_taus, n) per-sample counts of the unlearned and the retrained model
+                    key:str='r',            # statistic: 'r' (pooled ratio), 'r_mean' or 'frac_gt1'
+                    zero:str='exclude',     # zero-denominator policy of r̂ (for 'r_mean' and 'frac_gt1')
+                    B:int=1000, seed:int=0  # number of replicates and their seed
+                   ) -> np.ndarray:
+    "(B, n_taus) bootstrap replicates of `key`, resampling forget samples; nan where a replicate is undefined."
+    num, den = _parts(k_m, k_a, key, zero)
+    W = boot_weights(num.shape[-1], B, seed)
+    a, b = W @ num.T, W @ den.T
+    return np.where(b > 0, a / np.where(b > 0, b, 1), np.nan)
+
+def percentile_ci(reps:np.ndarray, level:float=0.95, max_undefined:float=MAX_UNDEFINED) -> list:
+    "Percentile interval [lo, hi] per column of `reps` (B, n_taus) from its defined replicates; [nan, nan] where more than `max_undefined` are undefined."
+    bad = np.isnan(reps).mean(0) > max_undefined
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', RuntimeWarning)  # an all-nan column
+        lo, hi = np.nanpercentile(reps, [50 * (1 - level), 50 * (1 + level)], axis=0)
+    return [[math.nan, math.nan] if u else [float(l), float(h)] for l, h, u in zip(lo, hi, bad)]
 
 # %% ../nbs/04_residual.ipynb #ccf7907f
 @dataclass
@@ -42,17 +83,21 @@ class RKResult:
     c: int              # draws per sample and τ
     attack: str = 'gaussian' # perturbation family
     seed: int = 0       # seed of the draws
-    zero: str = 'floor' # zero-denominator policy
+    zero: str = 'exclude' # zero-denominator policy of r̂ (for `r_mean` and `frac_gt1`)
     meta: dict = field(default_factory=dict) # anything else worth keeping (e.g. seconds)
 
     @property
     def n(self) -> int: "number of forget samples"; return self.k_unlearned.shape[1]
     @property
-    def r_hat(self) -> Tensor: "(len(taus), n) per-sample ratios r̂"; return ratio(self.k_unlearned, self.k_retrained, self.zero)
+    def r_hat(self) -> Tensor: "(len(taus), n) per-sample ratios r̂ under the policy `zero`"; return ratio(self.k_unlearned, self.k_retrained, self.zero)
     @property
-    def r(self) -> list: "r_τ: the mean of r̂ over the forget set, per τ"; return _nanmean(self.r_hat).tolist()
+    def r(self) -> list: "r_τ, the pooled ratio Σ k_m / Σ k_a over the forget set, per τ (nan where undefined)"; return pooled_ratio(self.k_unlearned, self.k_retrained).tolist()
     @property
-    def frac_gt1(self) -> list: "fraction of forget samples with r̂ > 1, per τ"; return _nanmean((self.r_hat > 1).double().masked_fill(self.r_hat.isnan(), float('nan'))).tolist()
+    def undefined(self) -> list: "whether r_τ is undefined (Σ k_a = 0: the retrained model never right), per τ"; return (self.k_retrained.sum(1) == 0).tolist()
+    @property
+    def r_mean(self) -> list: "the paper's r_τ: the mean of r̂ over the forget set under the policy `zero`, per τ"; return _nanmean(self.r_hat).tolist()
+    @property
+    def frac_gt1(self) -> list: "fraction of forget samples with r̂ > 1 (under the policy `zero`), per τ"; return _nanmean((self.r_hat > 1).double().masked_fill(self.r_hat.isnan(), float('nan'))).tolist()
     @property
     def disagreement(self) -> list: "Pr[m(x') ≠ a(x')] over all draws, per τ"; return (self.k_disagree.sum(1) / (self.n * self.c)).tolist()
     @property
@@ -64,35 +109,65 @@ class RKResult:
     @property
     def n_zero_pos(self) -> list: "samples with k_a = 0 but k_m > 0 (the ones the policy decides), per τ"; return ((self.k_retrained == 0) & (self.k_unlearned > 0)).sum(1).tolist()
 
+    def replicates(self, key:str='r', B:int=1000, seed:int=0) -> np.ndarray:
+        "(B, len(taus)) bootstrap replicates of `key` ('r', 'r_mean' or 'frac_gt1') over the forget samples (see `boot_replicates`)."
+        return boot_replicates(self.k_unlearned, self.k_retrained, key, self.zero, B, seed)
+
+    def ci(self, key:str='r', B:int=1000, seed:int=0, level:float=0.95) -> list:
+        "Percentile bootstrap interval [lo, hi] of `key` per τ; [nan, nan] where undefined or too often undefined (see `percentile_ci`)."
+        return percentile_ci(self.replicates(key, B, seed), level)
+    @property
+    def r_ci(self) -> list: "95% bootstrap interval [lo, hi] of r per τ"; return self.ci('r')
+    @property
+    def frac_gt1_ci(self) -> list: "95% bootstrap interval [lo, hi] of frac_gt1 per τ"; return self.ci('frac_gt1')
+
     def at(self, tau:float) -> int:
         "Index of the grid point nearest to `tau`."
         return nearest_index(self.taus, tau)
 
     def summary(self) -> dict:
-        "The aggregate numbers per τ, as lists."
-        return dict(taus=list(self.taus), r=self.r, frac_gt1=self.frac_gt1, disagreement=self.disagreement, acc_unlearned=self.acc_unlearned,
-                    acc_retrained=self.acc_retrained, n_zero_denominator=self.n_zero, n_zero_denominator_unlearned_correct=self.n_zero_pos)
+        "The aggregate numbers per τ, as lists (nan where undefined)."
+        return dict(taus=list(self.taus), r=self.r, r_ci=self.r_ci, undefined=self.undefined, r_mean=self.r_mean, frac_gt1=self.frac_gt1,
+                    frac_gt1_ci=self.frac_gt1_ci, disagreement=self.disagreement, acc_unlearned=self.acc_unlearned, acc_retrained=self.acc_retrained,
+                    n_zero_denominator=self.n_zero, n_zero_denominator_unlearned_correct=self.n_zero_pos)
 
     def to_dict(self, per_sample:bool=True) -> dict:
-        "A plain dict (JSON-serialisable): settings, aggregates per τ and, optionally, the per-sample counts."
+        "A plain dict (JSON-serialisable once NaN is written as null): settings, aggregates per τ and, optionally, the per-sample counts."
         d = dict(attack=self.attack, c=self.c, seed=self.seed, zero=self.zero, n=self.n, meta=self.meta, **self.summary())
         if per_sample: d.update(k_unlearned=self.k_unlearned.tolist(), k_retrained=self.k_retrained.tolist(), k_disagree=self.k_disagree.tolist())
         return d
 
     @classmethod
     def from_dict(cls, d:dict):
-        "Rebuild a result from `to_dict()` output (with per-sample counts)."
+        "Rebuild a result from `to_dict()` output with per-sample counts (also an older one); the aggregates are recomputed from the counts."
         t = lambda k: torch.tensor(d[k], dtype=torch.long).view(len(d['taus']), -1)
-        return cls(list(d['taus']), t('k_unlearned'), t('k_retrained'), t('k_disagree'), d['c'], d['attack'], d['seed'], d['zero'], d.get('meta', {}))
+        return cls(list(d['taus']), t('k_unlearned'), t('k_retrained'), t('k_disagree'), d['c'], d.get('attack', 'gaussian'), d.get('seed', 0),
+                   d.get('zero', ZERO_POLICIES[0]), d.get('meta', {}))
 
     def __repr__(self):
-        rows = [f"RKResult: {self.attack}, {self.n} forget samples × c = {self.c} draws, seed {self.seed}, zero-denominator policy {self.zero!r}",
-                f"{'τ':>8} {'r_τ':>7} {'% r̂>1':>7} {'disagree':>8} {'acc m':>6} {'acc a':>6} {'k_a=0':>5}"]
+        f = lambda v, w=7, p=3: f"{'undef':>{w}}" if math.isnan(v) else f"{v:{w}.{p}f}"
+        ci = lambda lh: f"{'undef':>15}" if math.isnan(lh[0]) else f"[{lh[0]:6.3f}, {lh[1]:6.3f}]"
+        r, rci, rm, fg = self.r, self.r_ci, self.r_mean, self.frac_gt1
+        rows = [f"RKResult: {self.attack}, {self.n} forget samples × c = {self.c} draws, seed {self.seed}; r_τ = Σk_m/Σk_a (95% bootstrap CI), "
+                f"r_mean = mean of r̂ with zero-denominator policy {self.zero!r}",
+                f"{'τ':>8} {'r_τ':>7} {'95% CI':>15} {'r_mean':>7} {'% r̂>1':>7} {'disagree':>8} {'acc m':>6} {'acc a':>6} {'k_a=0':>5}"]
         for i, t in enumerate(self.taus):
-            rows.append(f"{t:8.4f} {self.r[i]:7.3f} {100*self.frac_gt1[i]:7.1f} {self.disagreement[i]:8.3f} {self.acc_unlearned[i]:6.3f} {self.acc_retrained[i]:6.3f} {self.n_zero[i]:5d}")
+            rows.append(f"{t:8.4f} {f(r[i])} {ci(rci[i])} {f(rm[i])} {f(100*fg[i], 7, 1)} {self.disagreement[i]:8.3f} "
+                        f"{self.acc_unlearned[i]:6.3f} {self.acc_retrained[i]:6.3f} {self.n_zero[i]:5d}")
         return '\n'.join(rows)
 
 def _nanmean(t:Tensor) -> Tensor: return t.nanmean(dim=-1)
+
+# %% ../nbs/04_residual.ipynb #af52eb1b
+def ci_of_mean(results:list,      # `RKResult`s of independent runs on the same τ grid (or their `to_dict()` output)
+               key:str='r',       # statistic: 'r', 'r_mean' or 'frac_gt1'
+               B:int=1000, seed:int=0, level:float=0.95 # replicates, seed of the first run's and level
+              ) -> list:
+    "Percentile bootstrap interval [lo, hi] per τ of the mean of `key` over the runs `results` (see `percentile_ci` for nan)."
+    rs = [r if isinstance(r, RKResult) else RKResult.from_dict(r) for r in results]
+    if not rs: raise ValueError("no results to average")
+    if any(list(r.taus) != list(rs[0].taus) for r in rs): raise ValueError("the results have different τ grids")
+    return percentile_ci(np.mean([r.replicates(key, B, seed + i) for i, r in enumerate(rs)], 0), level)
 
 # %% ../nbs/04_residual.ipynb #cba06148
 def check_rk_inputs(unlearned, retrained, x, y, taus, c, batch_size, zero):
@@ -126,6 +201,13 @@ def _draw(P:Perturbation, y_rows:Tensor, shape, nc:int, seed:int, start:int, dev
     return torch.cat(parts)
 
 # %% ../nbs/04_residual.ipynb #39bdff20
+def _undefined_message(taus, undefined) -> str:
+    "The one-line warning for the τ where r_τ is undefined (None if it is defined everywhere)."
+    bad = [f"{t:g}" for t, u in zip(taus, undefined) if u]
+    if not bad: return None
+    return (f"r_τ is undefined at τ = {', '.join(bad)} ({len(bad)} of {len(taus)}): the retrained model classified no perturbed forget sample "
+            f"correctly there (Σ k_a = 0, as in class unlearning); compare acc_unlearned, Pr[m(x') = y], instead")
+
 def residual_knowledge(unlearned:nn.Module, # the unlearned model m (perturbations are generated against it)
                        retrained:nn.Module, # the model a retrained without the forget set
                        x:Tensor, y:Tensor,  # forget samples (pixels in [0, 1]) and their labels
@@ -134,7 +216,7 @@ def residual_knowledge(unlearned:nn.Module, # the unlearned model m (perturbatio
                        c:int=100,           # perturbations per sample and τ
                        seed:int=0,          # seed of the draws
                        batch_size:int=None, # most perturbed inputs held in memory at once (default 1024 on CPU, 16384 on CUDA)
-                       zero:str='floor',    # zero-denominator policy, 'floor' or 'exclude'
+                       zero:str='exclude',  # zero-denominator policy of r̂ (for `r_mean` and `frac_gt1`): 'exclude' or 'floor'
                        device=None,         # where to compute (default: the unlearned model's device)
                        progress:bool=False  # show a progress bar
                       ) -> RKResult:
@@ -164,7 +246,10 @@ def residual_knowledge(unlearned:nn.Module, # the unlearned model m (perturbatio
                     counts[:, ti].index_add_(1, i, hits)
     finally: unlearned.train(modes[0]); retrained.train(modes[1])
     meta = dict(seconds=round(sync_time(dev) - t0, 3), device=str(dev))
-    return RKResult(taus, *counts.cpu(), c=c, attack=P.name, seed=seed, zero=zero, meta=meta)
+    res = RKResult(taus, *counts.cpu(), c=c, attack=P.name, seed=seed, zero=zero, meta=meta)
+    msg = _undefined_message(res.taus, res.undefined)
+    if msg: warnings.warn(msg, UserWarning, stacklevel=2)
+    return res
 
 # %% ../nbs/04_residual.ipynb #6031a22d
 def _rows(noise, sel:slice):

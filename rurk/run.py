@@ -11,18 +11,18 @@ import rurk
 from .data import make_scenario, SCENARIOS
 from .models import make_model
 from .train import fit, seed_everything, default_device, cached_model, cache_key, mean_loss, save_checkpoint, load_checkpoint
-from .unlearn import unlearn, get_method, list_methods
+from .unlearn import unlearn, get_method, list_methods, check_bn_stats, BN_STATS
 from .metrics import unlearning_metrics, avg_gap, relearn_time
-from .residual import residual_knowledge, check_rk_inputs, nearest_index
+from .residual import residual_knowledge, nearest_index, RKResult, ci_of_mean, ZERO_POLICIES
 from .perturb import get_perturbation, check_tau
 
 # %% auto #0
-__all__ = ['TRAIN_SETTINGS', 'METHOD_SETTINGS', 'DEFAULT_METHODS', 'SCALARS', 'RK_CURVES', 'CSV_CURVES', 'MAX_SAVE_MB',
-           'RunConfig', 'resolve_methods', 'scenario_kwargs', 'validate_config', 'train_settings', 'model_spec',
-           'reference_models', 'method_hp', 'evaluate_method', 'aggregate', 'write_json', 'environment', 'summarise',
-           'write_csv', 'plot_rk', 'should_save', 'model_path', 'save_run_model', 'forget_path', 'save_forget_set',
-           'load_run_model', 'load_forget_set', 'table_taus', 'format_table', 'run_experiment', 'parser',
-           'config_from_args', 'main']
+__all__ = ['TRAIN_SETTINGS', 'METHOD_SETTINGS', 'DEFAULT_METHODS', 'NOISE_SEED_OFFSET', 'REFERENCE_ROWS', 'SCALARS', 'RK_CURVES',
+           'CSV_CURVES', 'CSV_CIS', 'METHOD_COLOURS', 'MAX_SAVE_MB', 'RunConfig', 'resolve_methods', 'scenario_kwargs',
+           'validate_config', 'train_settings', 'model_spec', 'reference_models', 'method_hp', 'evaluate_method',
+           'aggregate', 'write_json', 'environment', 'summarise', 'write_csv', 'method_style', 'robust_range',
+           'plot_rk', 'should_save', 'model_path', 'save_run_model', 'forget_path', 'save_forget_set', 'load_run_model',
+           'load_forget_set', 'table_taus', 'format_table', 'run_experiment', 'parser', 'config_from_args', 'main']
 
 # %% ../nbs/10_run.ipynb #364b7b0b
 TRAIN_SETTINGS = {
@@ -56,7 +56,9 @@ class RunConfig:
     data_root: str = None     # CIFAR-10 folder
     download: bool = False    # download CIFAR-10 if missing
     device: str = None        # 'cpu', 'cuda', ... (default: CUDA if available)
-    zero: str = 'floor'       # zero-denominator policy of r̂
+    zero: str = 'exclude'     # zero-denominator policy of the per-sample r̂ (r_mean, % r̂ > 1); the headline r is the pooled ratio
+    bn_stats: str = 'retain'  # BatchNorm running statistics during unlearning: from retain data only, or from 'all' passes
+    noise_floor: bool = True  # also train a second Re-train (`retrain_2`) and report it as the noise floor
     mia: bool = True          # run the membership-inference attack (MIA)
     relearn: bool = True      # measure re-learn time
     data_args: dict = field(default_factory=dict) # extra arguments of the scenario builder (e.g. n_train for a small CIFAR run)
@@ -92,6 +94,8 @@ def validate_config(cfg:RunConfig) -> RunConfig:
         if not len(cfg.taus): raise ValueError("taus is empty: give at least one perturbation size")
         for t in cfg.taus: check_tau(t)
     if not isinstance(cfg.c, int) or cfg.c < 1: raise ValueError(f"c (draws per sample) must be an integer ≥ 1, got {cfg.c!r}")
+    if cfg.zero not in ZERO_POLICIES: raise ValueError(f"unknown zero-denominator policy {cfg.zero!r}; choose one of {ZERO_POLICIES}")
+    check_bn_stats(cfg.bn_stats)
     if not cfg.seeds: raise ValueError("seeds is empty")
     if len(set(cfg.seeds)) != len(cfg.seeds): raise ValueError(f"seeds {cfg.seeds} repeat a seed")
     if cfg.train_epochs is not None and cfg.train_epochs < 1: raise ValueError(f"train_epochs must be ≥ 1, got {cfg.train_epochs}")
@@ -119,8 +123,11 @@ def model_spec(scn, cfg:RunConfig) -> dict:
     arch = train_settings(cfg)['arch']
     return dict(arch=arch, n_classes=scn.n_classes, **({'in_ch': scn.input_shape[0]} if arch != 'mlp' else {}))
 
+NOISE_SEED_OFFSET = 10_000  # retrain_2 of seed s trains with seed s + NOISE_SEED_OFFSET
+REFERENCE_ROWS = ('retrain', 'retrain_2')
+
 def reference_models(scn, cfg:RunConfig, seed:int, cache_dir=None, progress:bool=True):
-    "`(original, retrained, info)`: the two reference models, from the cache when possible."
+    "`(original, retrained, retrained_2, info)`: the reference models (`retrained_2` is None without the noise floor), from the cache when possible."
     s = train_settings(cfg); arch = s.pop('arch'); dev = default_device(cfg.device)
     base = dict(scenario=scn.meta, forget=scn.forget_idx, n_train=len(scn.y_train), arch=arch, settings=s, seed=seed, v=1)
     def build():
@@ -128,9 +135,12 @@ def reference_models(scn, cfg:RunConfig, seed:int, cache_dir=None, progress:bool
         return make_model(**model_spec(scn, cfg))
     orig, io = cached_model(build, lambda m: fit(m, *scn.train, seed=seed, device=dev, progress=progress, desc='original', **s),
                             cache_key(role='original', **base), f'{scn.name}-original', cache_dir)
-    re, ir = cached_model(build, lambda m: unlearn('retrain', m, scn.retain, scn.forget, seed=seed, device=dev, progress=progress, **s),
-                          cache_key(role='retrain', **base), f'{scn.name}-retrain', cache_dir)
-    return orig.to(dev), re.to(dev), dict(original=io, retrain=ir)
+    def retrain(role, sd):
+        train = lambda m: unlearn('retrain', m, scn.retain, scn.forget, seed=sd, device=dev, progress=progress, **s)
+        return cached_model(build, train, cache_key(role=role, **{**base, 'seed': sd}), f'{scn.name}-{role}', cache_dir)
+    (re, ir), (re2, ir2) = retrain('retrain', seed), (retrain('retrain_2', seed + NOISE_SEED_OFFSET) if cfg.noise_floor else (None, None))
+    info = dict(original=io, retrain=ir, **({'retrain_2': ir2} if re2 is not None else {}))
+    return orig.to(dev), re.to(dev), re2.to(dev) if re2 is not None else None, info
 
 # %% ../nbs/10_run.ipynb #7a950f9b
 def method_hp(cfg:RunConfig, name:str, scn) -> dict:
@@ -145,29 +155,38 @@ def evaluate_method(model, retrained, ref_metrics, scn, cfg, taus, seed, seconds
     "Metrics, gap to Re-train, re-learn time and residual knowledge of one unlearned model."
     met = unlearning_metrics(model, scn, with_mia=cfg.mia, seed=seed)
     if cfg.relearn: met['relearn'] = relearn_time(model, scn.forget, forget_loss, seed=seed)
-    rk = residual_knowledge(model, retrained, *scn.forget, taus, cfg.attack, cfg.c, seed, zero=cfg.zero)
+    with warnings.catch_warnings():  # an undefined r is recorded as such (null) and reported under the table
+        warnings.simplefilter('ignore', UserWarning)
+        rk = residual_knowledge(model, retrained, *scn.forget, taus, cfg.attack, cfg.c, seed, zero=cfg.zero)
     gap = avg_gap(met, ref_metrics)
     return dict(**met, avg_gap=gap, seconds=seconds, rk=rk.to_dict())
 
 # %% ../nbs/10_run.ipynb #2b5d7b4e
 SCALARS = ('RA', 'UA', 'TA', 'MIA', 'avg_gap', 'relearn', 'seconds')
-RK_CURVES = ('r', 'frac_gt1', 'disagreement', 'acc_unlearned', 'acc_retrained')
+RK_CURVES = ('r', 'r_mean', 'frac_gt1', 'disagreement', 'acc_unlearned', 'acc_retrained')
 
-def _mean_std(vals):
-    a = np.array([np.inf if v is None else v for v in vals], dtype=float)  # None: a re-learn time past the cap, read back from JSON
+def _mean_std(vals, none=np.inf):
+    "Mean and std (ddof 1) of `vals`; `None` stands for `none` (inf: a re-learn time past the cap; nan: an undefined r)."
+    a = np.array([none if v is None else v for v in vals], dtype=float)
     if np.isinf(a).any(): return float('inf'), float('nan')
     return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
 
+def _seed_cis(per_seed:list) -> dict:
+    "95% CIs of r and frac_gt1 per τ: the run's own bootstrap with one seed; the CI of the mean over seeds with several."
+    if len(per_seed) == 1: return {k: per_seed[0]['rk'][k] for k in ('r_ci', 'frac_gt1_ci')}
+    rks = [RKResult.from_dict(r['rk']) for r in per_seed]
+    return {f'{k}_ci': ci_of_mean(rks, k) for k in ('r', 'frac_gt1')}
+
 def aggregate(per_seed:list) -> dict:
-    "Mean and standard deviation over seeds of every scalar metric and every r_τ curve."
+    "Mean and standard deviation over seeds of every scalar metric and every r_τ curve, and the CIs of r and frac_gt1."
     out, std = {}, {}
     for k in SCALARS:
         if all(k in r for r in per_seed): out[k], std[k] = _mean_std([r[k] for r in per_seed])
     rk, rk_std = dict(taus=per_seed[0]['rk']['taus']), {}
     for k in RK_CURVES:
-        ms = [_mean_std(col) for col in zip(*[r['rk'][k] for r in per_seed])]
+        ms = [_mean_std(col, np.nan) for col in zip(*[r['rk'][k] for r in per_seed])]
         rk[k], rk_std[k] = [m for m, _ in ms], [s for _, s in ms]
-    return dict(**out, rk=rk, std=dict(**std, rk=rk_std), n_seeds=len(per_seed))
+    return dict(**out, rk=dict(rk, **_seed_cis(per_seed)), std=dict(**std, rk=rk_std), n_seeds=len(per_seed))
 
 # %% ../nbs/10_run.ipynb #270e380b
 def write_json(obj, path):
@@ -205,34 +224,75 @@ def summarise(res:dict) -> dict:
     return res
 
 # %% ../nbs/10_run.ipynb #cec695ce
-CSV_CURVES = ('r', 'frac_gt1', 'disagreement', 'acc_unlearned', 'acc_retrained')
+CSV_CURVES = ('r', 'r_mean', 'frac_gt1', 'disagreement', 'acc_unlearned', 'acc_retrained')
+CSV_CIS = ('r_ci', 'frac_gt1_ci')
 
 def write_csv(res:dict, path):
-    "One row per method and seed (and mean, std rows when several seeds): metrics, and per τ: r_τ, fraction r̂ > 1, disagreement, both accuracies."
+    "One row per method and seed (and mean, std rows when several seeds): metrics, and per τ: the curves and the 95% CIs of r and frac_gt1."
     taus = res['taus']; path = Path(path)
-    head = ['method', 'seed', *SCALARS] + [f'{k}@{t:g}' for k in CSV_CURVES for t in taus]
-    def row(name, seed, d): return [name, seed, *[d.get(k) for k in SCALARS]] + [v for k in CSV_CURVES for v in d['rk'][k]]
+    head = (['method', 'seed', *SCALARS] + [f'{k}@{t:g}' for k in CSV_CURVES for t in taus]
+            + [f'{k}_{e}@{t:g}' for k in CSV_CIS for e in ('lo', 'hi') for t in taus])
+    def cis(d): return [d['rk'][k][j][e] if d['rk'].get(k) else None for k in CSV_CIS for e in (0, 1) for j in range(len(taus))]
+    def row(name, seed, d, ci=True): return ([name, seed, *[d.get(k) for k in SCALARS]] + [v for k in CSV_CURVES for v in d['rk'][k]]
+                                             + (cis(d) if ci else [None] * (2 * len(CSV_CIS) * len(taus))))
     rows = []
     for name, m in res['methods'].items():
         rows += [row(name, s, d) for s, d in m['per_seed'].items()]
         if m.get('n_seeds', 1) > 1:
-            rows.append(row(name, 'mean', m)); rows.append(row(name, 'std', m['std']))
-    with open(path, 'w', newline='') as f: w = csv.writer(f); w.writerow(head); w.writerows(rows)
+            rows.append(row(name, 'mean', m)); rows.append(row(name, 'std', m['std'], ci=False))
+    with open(path, 'w', newline='') as f: w = csv.writer(f); w.writerow(head); w.writerows([['' if v is None or v != v else v for v in r] for r in rows])
+
+# %% ../nbs/10_run.ipynb #8ccec989
+METHOD_COLOURS = {  # fixed colours for the known names; any other name gets one from its hash
+    'original': '#222222', 'retrain': '#7f7f7f', 'retrain_2': '#b0b0b0', 'gd': '#1f77b4', 'ga': '#ff7f0e', 'neggrad+': '#2ca02c',
+    'rurk': '#d62728', 'ngd': '#9467bd', 'eu_k': '#8c564b', 'cf_k': '#e377c2', 'scrub': '#bcbd22', 'random_labels': '#17becf',
+    'salun': '#393b79', 'l1_sparse': '#637939', 'bad_teacher': '#8c6d31', 'cr': '#843c39', 'fisher': '#7b4173', 'ntk': '#3182bd',
+    'ssd': '#e6550d'}
+_SYMBOLS = ['circle', 'square', 'diamond', 'triangle-up', 'triangle-down', 'x', 'cross', 'star', 'pentagon', 'hexagon', 'triangle-left', 'triangle-right']
+
+def _stable_hash(s:str) -> int: return int.from_bytes(__import__('hashlib').sha256(s.encode()).digest()[:4], 'big')
+
+def method_style(name:str) -> dict:
+    "How every chart draws method `name`: colour, dash (reference rows dashed), marker symbol; fixed by the name alone."
+    names = list(METHOD_COLOURS)
+    k = names.index(name) if name in METHOD_COLOURS else _stable_hash(name)
+    colour = METHOD_COLOURS.get(name) or '#%06x' % (_stable_hash('c' + name) % 0xdddddd)
+    return dict(color=colour, dash='dash' if name in REFERENCE_ROWS else 'solid', symbol=_SYMBOLS[k % len(_SYMBOLS)], reference=name in REFERENCE_ROWS)
+
+def robust_range(values, q:float=2.0, pad:float=0.06) -> tuple:
+    "`(lo, hi, clipped)`: a y-range covering 1 and the `q`–`100-q` percentile of the finite `values`, padded; `clipped`: points left outside."
+    v = np.asarray([x for x in np.ravel(np.asarray(values, dtype=float)) if np.isfinite(x)])
+    if not len(v): return 0.0, 2.0, 0
+    lo, hi = min(np.percentile(v, q), 1.0), max(np.percentile(v, 100 - q), 1.0)
+    if len(v) < 20: lo, hi = min(v.min(), 1.0), max(v.max(), 1.0)  # too few points for percentiles to mean anything
+    p = pad * (hi - lo or 1.0)
+    return float(lo - p), float(hi + p), int(((v < lo - p) | (v > hi + p)).sum())
 
 # %% ../nbs/10_run.ipynb #258c9229
+def _band(go, x, ci, style, name):
+    "The CI band of one curve: an invisible upper edge and a filled lower edge, in the method's colour."
+    lo, hi = ([np.nan if c is None or c[j] is None else c[j] for c in ci] for j in (0, 1))
+    c = style['color'].lstrip('#'); rgba = f"rgba({int(c[:2], 16)},{int(c[2:4], 16)},{int(c[4:], 16)},0.13)"
+    kw = dict(x=x, mode='lines', line=dict(width=0), legendgroup=name, showlegend=False, hoverinfo='skip')
+    return [go.Scatter(y=hi, **kw), go.Scatter(y=lo, fill='tonexty', fillcolor=rgba, **kw)]
+
 def plot_rk(res:dict, path=None):
-    "Interactive plotly figure of r_τ against τ for every method (error bars: std over seeds); written to `path` as self-contained HTML."
+    "Interactive plotly figure of r_τ against τ for every method, with 95% CI bands; written to `path` as self-contained HTML."
     import plotly.graph_objects as go
-    fig = go.Figure()
+    fig, ys = go.Figure(), []
     for name, m in res['methods'].items():
         if 'rk' not in m: continue
-        err = dict(type='data', array=m['std']['rk']['r'], visible=m.get('n_seeds', 1) > 1)
-        fig.add_trace(go.Scatter(x=m['rk']['taus'], y=m['rk']['r'], error_y=err, mode='lines+markers', name=name,
+        st, rk = method_style(name), m['rk']; ys += [v for v in rk['r'] if v is not None]
+        if rk.get('r_ci'): fig.add_traces(_band(go, rk['taus'], rk['r_ci'], st, name))
+        label = name + (' (reference)' if st['reference'] else '')
+        fig.add_trace(go.Scatter(x=rk['taus'], y=rk['r'], mode='lines+markers', name=label, legendgroup=name,
+                                 line=dict(color=st['color'], dash=st['dash']), marker=dict(symbol=st['symbol'], size=7),
                                  hovertemplate=f'{name}<br>τ=%{{x:.4f}}<br>r=%{{y:.3f}}<extra></extra>'))
     fig.add_hline(y=1, line_dash='dot', line_color='grey')
-    cfg = res['config']
-    fig.update_layout(title=f"Residual knowledge r_τ on {cfg['dataset']} ({cfg['attack']}, c={cfg['c']}, seeds {cfg['seeds']})",
-                      xaxis_title='τ (pixel units)', yaxis_title='r_τ = Pr[unlearned correct] / Pr[retrained correct]', template='plotly_white')
+    lo, hi, clipped = robust_range(ys); cfg = res['config']
+    note = f" · {clipped} point(s) beyond the y-range" if clipped else ''
+    fig.update_layout(title=f"Residual knowledge r_τ on {cfg['dataset']} ({cfg['attack']}, c={cfg['c']}, seeds {cfg['seeds']}; bands: 95% CI){note}",
+                      xaxis_title='τ (pixel units)', yaxis_title='r_τ = Σ k_unlearned / Σ k_retrained', yaxis_range=[lo, hi], template='plotly_white')
     if path: fig.write_html(str(path), include_plotlyjs=True, full_html=True)
     return fig
 
@@ -297,21 +357,31 @@ def table_taus(taus, tau_main) -> list:
     main = nearest_index(taus, tau_main)
     return list(dict.fromkeys([0, main, len(taus) - 1]))
 
+def _undef(m, i) -> bool: v = m['rk']['r'][i]; return v is None or (isinstance(v, float) and math.isnan(v))
+
 def format_table(res:dict) -> str:
-    "Method × (RA, UA, TA, MIA, avg gap, r_τ at a few τ, % r̂ > 1 at the main τ, re-learn epochs, seconds), mean ± std over seeds."
+    "Method × (RA, UA, TA, MIA, avg gap, r_τ at a few τ with the CI at the main τ, % r̂ > 1, re-learn epochs, seconds), mean ± std over seeds."
     taus, main = res['taus'], nearest_index(res['taus'], res['tau_main'])
-    idx = table_taus(taus, res['tau_main'])
+    idx, ms = table_taus(taus, res['tau_main']), {n: m for n, m in res['methods'].items() if 'rk' in m}
     pm = lambda m, k, i=None, f='.2f': _fmt(_g(m, k, i), f) + (f"±{_fmt(_g(m['std'], k, i), f)}" if m.get('n_seeds', 1) > 1 else '')
-    scal = [k for k in ('RA', 'UA', 'TA', 'MIA') if any(k in m for m in res['methods'].values())]
-    rl = any('relearn' in m for m in res['methods'].values())
-    cols = ['method', *scal, 'gap'] + [f"r@{taus[i]:.3g}" for i in idx] + [f"%r̂>1@{taus[main]:.3g}"] + (['relearn'] if rl else []) + ['seconds']
+    r_cell = lambda m, i: 'undef' if _undef(m, i) else pm(m, 'r', i, '.3f')
+    ci = lambda m: 'undef' if _undef(m, main) or not m['rk'].get('r_ci') else '[{:.2f}, {:.2f}]'.format(*m['rk']['r_ci'][main])
+    acc_i = [i for i in idx if any(_undef(m, i) for m in ms.values())]  # where r is undefined, the accuracies say what it cannot
+    scal = [k for k in ('RA', 'UA', 'TA', 'MIA') if any(k in m for m in ms.values())]
+    rl = any('relearn' in m for m in ms.values())
+    cols = (['method', *scal, 'gap'] + [f"r@{taus[i]:.3g}" for i in idx] + [f"95% CI@{taus[main]:.3g}"] + [f"acc@{taus[i]:.3g}" for i in acc_i]
+            + [f"%r̂>1@{taus[main]:.3g}"] + (['relearn'] if rl else []) + ['seconds'])
     rows = [cols]
-    for name, m in res['methods'].items():
-        if 'rk' not in m: rows.append([name, 'failed'] + [''] * (len(cols) - 2)); continue
-        rows.append([name, *[pm(m, k) for k in scal], pm(m, 'avg_gap')] + [pm(m, 'r', i, '.3f') for i in idx]
-                    + [pm(m, 'frac_gt1', main, '.1%').replace('%', '')] + ([_relearn(m, pm)] if rl else []) + [pm(m, 'seconds', f='.1f')])
+    for name, m in ms.items():
+        rows.append([name + ('*' if name in REFERENCE_ROWS else ''), *[pm(m, k) for k in scal], pm(m, 'avg_gap')] + [r_cell(m, i) for i in idx] + [ci(m)]
+                    + [pm(m, 'acc_unlearned', i, '.3f') for i in acc_i] + [pm(m, 'frac_gt1', main, '.1%').replace('%', '')]
+                    + ([_relearn(m, pm)] if rl else []) + [pm(m, 'seconds', f='.1f')])
+    rows += [[name, 'failed'] + [''] * (len(cols) - 2) for name in res.get('failures', {}) if name not in ms]
     w = [max(len(r[i]) for r in rows) for i in range(len(cols))]
-    return '\n'.join('  '.join(c.rjust(w[i]) if i else c.ljust(w[i]) for i, c in enumerate(r)) for r in rows)
+    lines = ['  '.join(c.rjust(w[i]) if i else c.ljust(w[i]) for i, c in enumerate(r)) for r in rows]
+    if any(n in REFERENCE_ROWS for n in ms): lines.append('* reference rows: retrain is the reference; retrain_2, a second Re-train (own initialisation and data order), is the noise floor')
+    if acc_i: lines.append(f"undef: r_τ is undefined where the retrained model recognises no perturbed forget sample (Σ k_a = 0); acc@τ is Pr[m(x') = y] instead")
+    return '\n'.join(lines)
 
 def _g(m, k, i=None): return m['rk'][k][i] if i is not None else m.get(k)
 def _fmt(v, f): return 'n/a' if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:{f}}"
@@ -367,24 +437,27 @@ def _run_seed(cfg, seed, res, out, cache_dir, progress, log):
     taus = cfg.taus if cfg.taus is not None else scn.taus
     res['taus'], res['tau_main'] = [float(t) for t in taus], float(scn.tau_main)
     log(f"[seed {seed}] {scn}")
-    original, retrained, info = reference_models(scn, cfg, seed, cache_dir, progress)
+    original, retrained, retrained_2, info = reference_models(scn, cfg, seed, cache_dir, progress)
     res['reference'][str(seed)] = info
     if (save := should_save(cfg, original)): save_forget_set(scn, out, seed)
     ref = unlearning_metrics(retrained, scn, with_mia=cfg.mia, seed=seed)
     forget_loss = mean_loss(original, *scn.forget)
-    for name in ['original', 'retrain'] + [m for m in cfg.methods if m != 'retrain']:
+    refs = {'original': (original, 0.0), 'retrain': (retrained, info['retrain']['train_seconds'])}
+    if retrained_2 is not None: refs['retrain_2'] = (retrained_2, info['retrain_2']['train_seconds'])
+    for name in list(refs) + [m for m in cfg.methods if m != 'retrain']:
         if str(seed) in res['methods'].get(name, {}).get('per_seed', {}): continue
-        t, hp = time.perf_counter(), (method_hp(cfg, name, scn) if name != "original" else {})
+        t, hp = time.perf_counter(), (method_hp(cfg, 'retrain' if name == 'retrain_2' else name, scn) if name != "original" else {})
+        if name == 'retrain_2': hp['seed'] = seed + NOISE_SEED_OFFSET
         try:
-            if name == 'original': model, secs = original, 0.0
-            elif name == 'retrain': model, secs = retrained, info['retrain']['train_seconds'] or float('nan')
+            if name in refs: model, secs = refs[name][0], refs[name][1] or float('nan')
             else:
-                model = unlearn(name, original, scn.retain, scn.forget, seed=seed, device=cfg.device, progress=progress, **hp)
+                model = unlearn(name, original, scn.retain, scn.forget, bn_stats=cfg.bn_stats, seed=seed, device=cfg.device, progress=progress, **hp)
                 secs = time.perf_counter() - t
             r = evaluate_method(model, retrained, ref, scn, cfg, taus, seed, secs, forget_loss)
             r['hp'] = hp
             if save: r['model'] = save_run_model(model, out, name, seed, model_spec(scn, cfg), hp)
-            res['methods'].setdefault(name, {'per_seed': {}})['per_seed'][str(seed)] = r
+            entry = res['methods'].setdefault(name, {'per_seed': {}}); entry['reference'] = name in REFERENCE_ROWS
+            entry['per_seed'][str(seed)] = r
             log(f"[seed {seed}] {name}: " + ' '.join(f"{k} {r[k]:.2f}" for k in ('RA', 'UA', 'TA', 'MIA', 'avg_gap') if k in r) + f" ({time.perf_counter() - t:.1f} s)")
         except Exception as e:
             res['failures'].setdefault(name, {})[str(seed)] = f"{type(e).__name__}: {e}"
@@ -425,7 +498,9 @@ def parser() -> argparse.ArgumentParser:
     a('--forget-class', type=int, default=None, help="class to forget (default: the dataset's)")
     a('--train-epochs', type=int, default=None, help='override the epochs of Original and Re-train')
     a('--hp', nargs='+', type=_hp_arg, default=[], metavar='METHOD.NAME=VALUE', help='method hyper-parameters, e.g. rurk.lambda_a=0.01')
-    a('--zero', default='floor', choices=['floor', 'exclude'], help='zero-denominator policy of r̂')
+    a('--zero', default='exclude', choices=list(ZERO_POLICIES), help="zero-denominator policy of the per-sample r̂ (r_mean, %%r̂>1): 'exclude' drops samples the retrained model never gets right, 'floor' counts k_m/0 as k_m")
+    a('--bn-stats', default='retain', choices=list(BN_STATS), help="BatchNorm running statistics during unlearning: from retain data only, or from 'all' passes (the common implementation)")
+    a('--no-noise-floor', action='store_true', help='do not train the second Re-train (retrain_2) that shows the noise floor')
     a('--no-mia', action='store_true', help='skip the membership-inference attack')
     a('--no-relearn', action='store_true', help='skip the re-learn time')
     a('--data-arg', nargs='+', type=_kv_arg, default=[], metavar='NAME=VALUE', help='extra scenario arguments, e.g. n_train=20 (small test runs)')
@@ -445,7 +520,7 @@ def config_from_args(ns) -> RunConfig:
     for m, k, v in ns.hp: hp.setdefault(m, {})[k] = v
     return RunConfig(dataset=ns.dataset, methods=ns.methods, attack=ns.attack, taus=ns.taus, c=ns.c, seeds=ns.seeds, forget=ns.forget,
                      forget_class=ns.forget_class, train_epochs=ns.train_epochs, hp=hp, data_root=ns.data_root, download=ns.download,
-                     device=ns.device, zero=ns.zero, mia=not ns.no_mia, relearn=not ns.no_relearn, data_args=dict(ns.data_arg),
+                     device=ns.device, zero=ns.zero, bn_stats=ns.bn_stats, noise_floor=not ns.no_noise_floor, mia=not ns.no_mia, relearn=not ns.no_relearn, data_args=dict(ns.data_arg),
                      save_models=ns.save_models)
 
 def main(argv=None):
@@ -456,7 +531,7 @@ def main(argv=None):
     res = run_experiment(cfg, ns.out, False if ns.no_cache else ns.cache, ns.resume, not ns.quiet)
     print(); print(format_table(res)); print()
     for name, fails in res['failures'].items(): print(f"FAILED {name}: {fails}")
-    print(f"τ: {cfg.attack} perturbations, c = {cfg.c}; r@τ: residual knowledge r_τ; %r̂>1: forget samples with r̂ > 1; "
+    print(f"τ: {cfg.attack} perturbations, c = {cfg.c}; r@τ: residual knowledge r_τ = Σ k_m / Σ k_a (95% CI: bootstrap over forget samples); %r̂>1: forget samples with r̂ > 1; "
           f"RA/UA/TA/MIA in %, gap: mean |Δ| to retrain over those; relearn: epochs of fine-tuning on S_f back to the original's forget loss")
     saved = f", models/ (in JupyterLab: from rurk.explore import explore; explore({str(ns.out)!r}))" if (Path(ns.out)/'models').is_dir() else ''
     print(f"wrote {Path(ns.out)/'results.json'}, results.csv, r_tau.html{saved} ({res['seconds']:.0f} s)")
