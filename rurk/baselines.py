@@ -9,6 +9,7 @@ from torch import Tensor
 from .models import n_classes_of
 from .train import sgd, run_steps, iterate_batches, reinit, default_device
 from .unlearn import register, n_batches, forget_pass
+from .validate import keep_modes
 
 # %% auto #0
 __all__ = ['union_with_flags', 'flagged_batches', 'random_wrong_labels', 'langevin_noise', 'ngd', 'model_blocks', 'default_k',
@@ -191,11 +192,13 @@ def saliency_mask(model:nn.Module, forget:tuple, # the Original and S_f
                   bs:int=256, device=None) -> dict:
     "SalUn's mask, `{name: 0/1 tensor}`: the top `ratio` of all weights by |∇ forget loss| (one global threshold)."
     if not 0 < ratio <= 1: raise ValueError(f"the mask ratio must lie in (0, 1], got {ratio}")
-    dev = default_device(device); model.to(dev); was = model.training; model.eval(); model.zero_grad(set_to_none=True)
-    for xb, yb in iterate_batches(*forget, bs, False, None, dev): (F.cross_entropy(model(xb), yb, reduction='sum') / len(forget[1])).backward()
+    dev = default_device(device); model.to(dev); model.zero_grad(set_to_none=True)
+    with keep_modes(model):
+        model.eval()
+        for xb, yb in iterate_batches(*forget, bs, False, None, dev): (F.cross_entropy(model(xb), yb, reduction='sum') / len(forget[1])).backward()
     names, grads = zip(*[(n, p.grad.abs().flatten() if p.grad is not None else torch.zeros(p.numel(), device=dev)) for n, p in model.named_parameters()])
     flat = torch.cat(grads); keep = torch.zeros_like(flat); keep[flat.topk(int(ratio * len(flat))).indices] = 1
-    model.zero_grad(set_to_none=True); model.train(was)
+    model.zero_grad(set_to_none=True)
     return {n: m.view_as(p) for n, m, p in zip(names, keep.split([len(g) for g in grads]), model.parameters())}
 
 def mask_updates(opt:torch.optim.Optimizer, pairs:list, # the optimiser, and `(parameter, mask)` pairs

@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 from .models import n_classes_of
 from .train import default_device, iterate_batches
 from .unlearn import register
+from .validate import keep_modes
 
 # %% auto #0
 __all__ = ['FISHER_EPS', 'FISHER_CLAMP', 'FISHER_CLAMP_LAST', 'FISHER_MULT', 'FISHER_LOST_VAR', 'NTK_LOSSES', 'NTK_PARAMS',
@@ -36,14 +37,16 @@ def head_features(model:nn.Module, x:Tensor, # model and inputs
                   bs:int=512, device=None, progress:bool=False) -> Tensor:
     "Inputs of the model's last linear layer on `x` (float64, on `device`), in eval mode; checks that this layer gives the model's output."
     _, lin = last_linear(model); dev = default_device(device); model.to(dev)
-    was, seen, feats = model.training, {}, []
-    model.eval(); h = lin.register_forward_hook(lambda m, i, o: seen.update(x=i[0], out=o))
-    try:
-        for i in tqdm(range(0, len(x), bs), disable=not progress, leave=False, desc='features'):
-            out = model(x[i:i+bs].to(dev))
-            if not torch.equal(seen['out'], out): raise ValueError("the model's output is not the output of its last nn.Linear layer")
-            feats.append(seen['x'].flatten(1).double())
-    finally: h.remove(); model.train(was)
+    seen, feats = {}, []
+    h = lin.register_forward_hook(lambda m, i, o: seen.update(x=i[0], out=o))
+    with keep_modes(model):
+        model.eval()
+        try:
+            for i in tqdm(range(0, len(x), bs), disable=not progress, leave=False, desc='features'):
+                out = model(x[i:i+bs].to(dev))
+                if not torch.equal(seen['out'], out): raise ValueError("the model's output is not the output of its last nn.Linear layer")
+                feats.append(seen['x'].flatten(1).double())
+        finally: h.remove()
     return torch.cat(feats)
 
 # %% ../nbs/09_closed_form.ipynb #bd3d0875

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import torch, torch.nn as nn
 from torch import Tensor
+from .validate import model_classes
 
 # %% auto #0
 __all__ = ['CIFAR_MEAN', 'CIFAR_STD', 'ARCHS', 'Normalize', 'SmallCNN', 'resnet18_cifar', 'MLP', 'make_model', 'n_classes_of',
@@ -91,10 +92,7 @@ def n_classes_of(model:nn.Module, x:Tensor=None) -> int:
     n = getattr(model, 'n_classes', None)
     if n is not None: return n
     if x is None: raise ValueError("the model has no `n_classes` attribute; pass an input to infer it")
-    was = model.training; model.eval()
-    with torch.no_grad(): n = model(x[:1].to(param_device(model))).shape[-1]
-    model.train(was)
-    return n
+    return model_classes(model, x)
 
 def param_device(model:nn.Module) -> torch.device:
     "The device of the model's first parameter (CPU for a model without parameters)."

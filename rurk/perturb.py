@@ -4,12 +4,13 @@
 
 # %% ../nbs/03_perturb.ipynb #1195f129
 from __future__ import annotations
-import math, torch, torch.nn as nn, torch.nn.functional as F
+import contextlib, math, torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
+from .validate import check_tau, as_data, as_labels, keep_modes, model_classes, model_dtype
 
 # %% auto #0
-__all__ = ['PERTURBATIONS', 'Perturbation', 'check_tau', 'Gaussian', 'UniformLinf', 'UniformL2', 'random_targets', 'input_grad',
-           'FGSM', 'PGD', 'get_perturbation', 'perturb']
+__all__ = ['PERTURBATIONS', 'Perturbation', 'Gaussian', 'UniformLinf', 'UniformL2', 'random_targets', 'input_grad', 'FGSM', 'PGD',
+           'get_perturbation', 'perturb']
 
 # %% ../nbs/03_perturb.ipynb #3462c6c6
 class Perturbation:
@@ -20,13 +21,9 @@ class Perturbation:
     def apply(self, x:Tensor, y:Tensor, tau:float, noise, model:nn.Module=None) -> Tensor: raise NotImplementedError
     def __call__(self, x, y, tau, model=None, g=None, n_classes=None):
         "Perturb the batch `x` (labels `y`) with size `tau`, drawing fresh noise from `g`."
-        check_tau(tau)
+        tau = check_tau(tau)
         return self.apply(x, y, tau, self.noise(y, tuple(x.shape[1:]), n_classes, g), model)
     def __repr__(self): return f"{type(self).__name__}()"
-
-def check_tau(tau):
-    "Raise a `ValueError` unless `tau` is a finite number ≥ 0."
-    if not isinstance(tau, (int, float)) or not math.isfinite(tau) or tau < 0: raise ValueError(f"τ must be a finite number ≥ 0, got {tau!r}")
 
 # %% ../nbs/03_perturb.ipynb #1d3151d2
 class Gaussian(Perturbation):
@@ -110,11 +107,10 @@ class PGD(Perturbation):
     def __repr__(self): return f"PGD(targeted={self.targeted}, steps={self.steps}, alpha={self.alpha})"
 
 # %% ../nbs/03_perturb.ipynb #0366b529
-class _eval:
-    "Context manager: the model in eval mode inside, its previous mode restored after."
-    def __init__(self, model): self.model = model
-    def __enter__(self): self.was = self.model.training; self.model.eval(); return self.model
-    def __exit__(self, *a): self.model.train(self.was)
+@contextlib.contextmanager
+def _eval(model:nn.Module):
+    "The model in eval mode inside; every submodule's own mode restored after (see `rurk.validate.keep_modes`)."
+    with keep_modes(model): yield model.eval()
 
 def _need(model):
     if model is None: raise ValueError("this perturbation is an attack: it needs the model to attack (the unlearned model)")
@@ -140,6 +136,7 @@ def perturb(x:Tensor, y:Tensor, tau:float, # clean batch, labels, size
             n_classes:int=None # number of classes (targeted attacks; default: the model's)
            ) -> Tensor:
     "Perturbed copies x' of the batch `x`, of size `tau`."
-    P = get_perturbation(attack)
-    if n_classes is None and model is not None: n_classes = getattr(model, 'n_classes', None)
-    return P(x, y, tau, model, g, n_classes)
+    P, tau = get_perturbation(attack), check_tau(tau)
+    x = as_data(x, 'x', model_dtype(model) if model is not None else torch.float32, pixels=True)
+    if model is not None: n_classes = model_classes(model, x)
+    return P(x, as_labels(y, 'y', len(x), n_classes), tau, model, g, n_classes)

@@ -8,8 +8,9 @@ import math, warnings, numpy as np, torch, torch.nn as nn
 from dataclasses import dataclass, field, asdict
 from torch import Tensor
 from tqdm.auto import tqdm
-from .perturb import get_perturbation, check_tau, Perturbation
-from .models import check_same_classes, param_device, n_classes_of
+from .perturb import get_perturbation, Perturbation
+from .models import param_device, n_classes_of
+from .validate import as_data, as_labels, as_int, check_tau, check_taus, keep_modes, model_classes, model_dtype, check_module
 from .train import sync_time
 
 # %% auto #0
@@ -171,21 +172,14 @@ def ci_of_mean(results:list,      # `RKResult`s of independent runs on the same 
 
 # %% ../nbs/04_residual.ipynb #cba06148
 def check_rk_inputs(unlearned, retrained, x, y, taus, c, batch_size, zero):
-    "Raise a clear error for any bad input of `residual_knowledge`; return (taus as floats, n_classes)."
-    if not isinstance(x, Tensor) or not x.is_floating_point() or x.ndim < 2: raise ValueError(f"x must be a float tensor of samples (n, ...), got {type(x).__name__} {tuple(getattr(x, 'shape', ()))}")
-    if not isinstance(y, Tensor) or y.ndim != 1 or y.is_floating_point(): raise ValueError(f"y must be a 1-d integer tensor of labels, got {tuple(getattr(y, 'shape', ()))} {getattr(y, 'dtype', type(y))}")
-    if len(x) != len(y): raise ValueError(f"x and y have different lengths: {len(x)} samples, {len(y)} labels")
-    if len(x) == 0: raise ValueError("the forget set is empty: no samples to measure residual knowledge on")
-    if x.min() < 0 or x.max() > 1: raise ValueError(f"inputs must be pixels in [0, 1] (perturbations are clamped there), got range [{x.min():.3g}, {x.max():.3g}]")
-    taus = [taus] if isinstance(taus, (int, float)) else list(taus)
-    if not taus: raise ValueError("taus is empty: give at least one perturbation size")
-    for t in taus: check_tau(t if isinstance(t, (int, float)) else float(t))
-    if not isinstance(c, int) or c < 1: raise ValueError(f"c (draws per sample) must be an integer ≥ 1, got {c!r}")
-    if not isinstance(batch_size, int) or batch_size < 1: raise ValueError(f"batch_size must be an integer ≥ 1, got {batch_size!r}")
-    if zero not in ZERO_POLICIES: raise ValueError(f"unknown zero-denominator policy {zero!r}; choose one of {ZERO_POLICIES}")
-    nc = check_same_classes(unlearned, retrained, x=x)
-    if y.min() < 0 or y.max() >= nc: raise ValueError(f"labels must lie in [0, {nc}) (the models' classes), got range [{y.min()}, {y.max()}]")
-    return [float(t) for t in taus], nc
+    "Check every input of `residual_knowledge` (see `rurk.validate`) before any work; return (x, y, taus, c, batch_size, n_classes), converted."
+    x = as_data(x, 'forget x', model_dtype(unlearned), pixels=True)  # one pass: finite, in [0, 1]
+    taus, c, batch_size = check_taus(taus), as_int(c, 'c (draws per sample)', lo=1), as_int(batch_size, 'batch_size', lo=1)
+    _check_zero(zero)
+    nc = model_classes(unlearned, x, 'the unlearned model')
+    if retrained is not unlearned and (na := model_classes(retrained, x, 'the retrained model')) != nc:
+        raise ValueError(f"the models predict different numbers of classes: [{nc}, {na}] (unlearned, retrained)")
+    return x, as_labels(y, 'forget y', len(x), nc), taus, c, batch_size, nc
 
 # %% ../nbs/04_residual.ipynb #5aacfb9e
 BLOCK = 256 # rows per random-number block
@@ -221,18 +215,19 @@ def residual_knowledge(unlearned:nn.Module, # the unlearned model m (perturbatio
                        progress:bool=False  # show a progress bar
                       ) -> RKResult:
     "Monte Carlo estimate of the residual knowledge r_τ of `unlearned` relative to `retrained` on the forget set `(x, y)`."
+    check_module(unlearned, 'the unlearned model'); check_module(retrained, 'the retrained model')
     dev = torch.device(device) if device is not None else param_device(unlearned)
     if batch_size is None: batch_size = 16384 if dev.type == 'cuda' else 1024
-    taus, nc = check_rk_inputs(unlearned, retrained, x, y, taus, c, batch_size, zero)
+    x, y, taus, c, batch_size, nc = check_rk_inputs(unlearned, retrained, x, y, taus, c, batch_size, zero)
     P = get_perturbation(attack)
     n, nt, shape = len(x), len(taus), tuple(x.shape[1:])
     counts = torch.zeros(3, nt, n, dtype=torch.long, device=dev)  # k_m, k_a, k_disagree
     rows = max(BLOCK, batch_size // BLOCK * BLOCK)
     same = unlearned is retrained
-    modes = unlearned.training, retrained.training; unlearned.eval(); retrained.eval()
     x, y = x.to(dev), y.to(dev)
     t0 = sync_time(dev)
-    try:
+    with keep_modes(unlearned, retrained):  # each submodule's own mode comes back afterwards
+        unlearned.eval(); retrained.eval()
         for s in tqdm(range(0, n * c, rows), disable=not progress, desc=f"r_τ {P.name}", leave=False):
             i = torch.arange(s, min(s + rows, n * c), device=dev) // c  # sample of each row
             xr, yr = x[i], y[i]
@@ -244,7 +239,6 @@ def residual_knowledge(unlearned:nn.Module, # the unlearned model m (perturbatio
                     pa = pm if same else retrained(xp).argmax(1)  # a model against itself: one forward pass
                     hits = torch.stack([pm == yr, pa == yr, pm != pa]).long()
                     counts[:, ti].index_add_(1, i, hits)
-    finally: unlearned.train(modes[0]); retrained.train(modes[1])
     meta = dict(seconds=round(sync_time(dev) - t0, 3), device=str(dev))
     res = RKResult(taus, *counts.cpu(), c=c, attack=P.name, seed=seed, zero=zero, meta=meta)
     msg = _undefined_message(res.taus, res.undefined)
@@ -267,7 +261,7 @@ def sample_draws(unlearned:nn.Module, # the unlearned model m (adversarial draws
                 ) -> Tensor:
     "The first `n` of the `c` perturbed copies of forget sample `j` that `residual_knowledge` draws at `tau`, (n, *x.shape[1:])."
     if not 0 <= j < len(x): raise IndexError(f"forget sample {j} does not exist: the forget set has {len(x)} samples")
-    check_tau(tau); P, dev = get_perturbation(attack), param_device(unlearned)
+    tau, P, dev = check_tau(tau), get_perturbation(attack), param_device(unlearned)
     lo = j * c; hi = lo + (c if n is None else max(1, min(n, c)))
     start, stop = lo // BLOCK * BLOCK, min(-(-hi // BLOCK) * BLOCK, len(x) * c)  # the whole blocks holding rows lo..hi-1
     x, y = x.to(dev), y.to(dev); i = torch.arange(start, stop, device=dev) // c

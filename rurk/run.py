@@ -14,15 +14,17 @@ from .train import fit, seed_everything, default_device, cached_model, cache_key
 from .unlearn import unlearn, get_method, list_methods, check_bn_stats, BN_STATS
 from .metrics import unlearning_metrics, avg_gap, relearn_time
 from .residual import residual_knowledge, nearest_index, RKResult, ci_of_mean, ZERO_POLICIES
-from .perturb import get_perturbation, check_tau
+from .perturb import get_perturbation
+from .validate import check_taus, check_hp, as_int
 
 # %% auto #0
 __all__ = ['TRAIN_SETTINGS', 'METHOD_SETTINGS', 'DEFAULT_METHODS', 'NOISE_SEED_OFFSET', 'REFERENCE_ROWS', 'SCALARS', 'RK_CURVES',
            'CSV_CURVES', 'CSV_CIS', 'METHOD_COLOURS', 'MAX_SAVE_MB', 'RunConfig', 'resolve_methods', 'scenario_kwargs',
-           'validate_config', 'train_settings', 'model_spec', 'reference_models', 'method_hp', 'evaluate_method',
-           'aggregate', 'write_json', 'environment', 'summarise', 'write_csv', 'method_style', 'robust_range',
-           'plot_rk', 'should_save', 'model_path', 'save_run_model', 'forget_path', 'save_forget_set', 'load_run_model',
-           'load_forget_set', 'table_taus', 'format_table', 'run_experiment', 'parser', 'config_from_args', 'main']
+           'validate_config', 'train_settings', 'model_spec', 'reference_models', 'method_settings', 'method_hp',
+           'evaluate_method', 'aggregate', 'write_json', 'environment', 'summarise', 'write_csv', 'method_style',
+           'robust_range', 'plot_rk', 'should_save', 'model_path', 'save_run_model', 'forget_path', 'save_forget_set',
+           'load_run_model', 'load_forget_set', 'table_taus', 'format_table', 'run_experiment', 'parser',
+           'config_from_args', 'main']
 
 # %% ../nbs/10_run.ipynb #364b7b0b
 TRAIN_SETTINGS = {
@@ -31,9 +33,9 @@ TRAIN_SETTINGS = {
     'cifar10': dict(arch='resnet18', epochs=137, lr=0.01, bs=128, momentum=0.9, wd=5e-4, augment=True)}
 
 METHOD_SETTINGS = {
-    'digits':  {'rurk': dict(tau=0.1, lambda_f=0.003, lambda_a=0.003), 'neggrad+': dict(beta=0.01), 'ngd': dict(sigma=0.01),
-                'eu_k': dict(lr=0.03), 'random_labels': dict(lr=0.01), 'salun': dict(lr=0.01), 'l1_sparse': dict(gamma=0.005),
-                'bad_teacher': dict(lr=0.001), 'cr': dict(lam=0.01), 'ssd': dict(alpha=30.)},  # tuned in 12_tuning (seed 1)
+    'digits':  {'rurk': dict(tau=0.1, lambda_f=0.1, lambda_a=0.1), 'gd': dict(lr=1.0), 'ga': dict(lr=0.3), 'neggrad+': dict(beta=0.1),
+                'ngd': dict(sigma=0.01), 'eu_k': dict(lr=0.03), 'scrub': dict(lr=0.002), 'random_labels': dict(lr=0.3), 'salun': dict(lr=0.003),
+                'l1_sparse': dict(gamma=0.01), 'bad_teacher': dict(lr=0.001), 'cr': dict(lam=0.001), 'ssd': dict(alpha=30.)},  # tuned in 12_tuning (seeds 1, 2)
     'cifar5':  {'rurk': dict(tau=0.03, lambda_f=0.03, lambda_a=0.03), 'ssd': dict(alpha=100.)},
     'cifar10': {'rurk': dict(tau=0.03, lambda_f=0.03, lambda_a=0.00045), 'scrub': dict(gamma=0.6), 'ngd': dict(epochs=2)}}
 
@@ -85,30 +87,41 @@ def scenario_kwargs(cfg:RunConfig, seed:int) -> dict:
     return kw
 
 # %% ../nbs/10_run.ipynb #c57a93e3
+def _scenario_defaults(dataset:str) -> dict:
+    "The scenario builder's arguments and defaults (a default of None for those without one)."
+    import inspect
+    return {k: (None if p.default is inspect.Parameter.empty else p.default) for k, p in inspect.signature(SCENARIOS[dataset]).parameters.items()}
+
+def _check_hp_methods(hp:dict, methods:list) -> dict:
+    "Every `--hp` entry checked (method exists and is run, names in its signature, values of the defaults' kinds), values converted."
+    out, names = {}, sorted(m.name for m in list_methods())
+    for m, kv in hp.items():
+        if m not in names: raise ValueError(f"--hp {m}.{next(iter(kv), '?')}=...: {m!r} is not a method; choose one of {names}")
+        if m not in methods: raise ValueError(f"hyper-parameters given for {m!r}, which is not among the methods run {methods}")
+        out[m] = check_hp(m, kv, get_method(m).defaults)
+    return out
+
 def validate_config(cfg:RunConfig) -> RunConfig:
-    "Check every setting before any heavy work; return a copy of the config with methods resolved."
+    "Check every setting before any heavy work (`rurk.validate`); return a copy of the config with methods resolved and values converted."
     if cfg.dataset not in SCENARIOS: raise ValueError(f"unknown dataset {cfg.dataset!r}; choose one of {sorted(SCENARIOS)}")
     cfg = replace(cfg, methods=resolve_methods(cfg.methods))
     get_perturbation(cfg.attack)
-    if cfg.taus is not None:
-        if not len(cfg.taus): raise ValueError("taus is empty: give at least one perturbation size")
-        for t in cfg.taus: check_tau(t)
-    if not isinstance(cfg.c, int) or cfg.c < 1: raise ValueError(f"c (draws per sample) must be an integer ≥ 1, got {cfg.c!r}")
+    cfg = replace(cfg, taus=None if cfg.taus is None else check_taus(cfg.taus), c=as_int(cfg.c, 'c (draws per sample)', lo=1))
     if cfg.zero not in ZERO_POLICIES: raise ValueError(f"unknown zero-denominator policy {cfg.zero!r}; choose one of {ZERO_POLICIES}")
     check_bn_stats(cfg.bn_stats)
     if not cfg.seeds: raise ValueError("seeds is empty")
+    cfg = replace(cfg, seeds=[as_int(s, f'seeds[{i}]', lo=0) for i, s in enumerate(cfg.seeds)])
     if len(set(cfg.seeds)) != len(cfg.seeds): raise ValueError(f"seeds {cfg.seeds} repeat a seed")
-    if cfg.train_epochs is not None and cfg.train_epochs < 1: raise ValueError(f"train_epochs must be ≥ 1, got {cfg.train_epochs}")
-    for m, hp in cfg.hp.items():
-        if m not in cfg.methods: raise ValueError(f"hyper-parameters given for {m!r}, which is not among the methods run {cfg.methods}")
-        bad = set(hp) - set(get_method(m).defaults)
-        if bad: raise ValueError(f"{m} has no hyper-parameter {sorted(bad)}; it takes {sorted(get_method(m).defaults)}")
+    if cfg.train_epochs is not None: cfg = replace(cfg, train_epochs=as_int(cfg.train_epochs, 'train_epochs', lo=1))
+    if cfg.forget_class is not None: cfg = replace(cfg, forget_class=as_int(cfg.forget_class, 'forget_class', lo=0))
+    cfg = replace(cfg, hp=_check_hp_methods(cfg.hp, cfg.methods))
     default_device(cfg.device); kw = scenario_kwargs(cfg, 0)
-    if cfg.dataset != 'digits' and not cfg.download and not (Path(cfg.data_root)/'cifar-10-batches-py').is_dir():
-        raise ValueError(f"CIFAR-10 not found under {cfg.data_root!r} (no cifar-10-batches-py folder): add --download on a machine with internet access")
-    import inspect
-    bad = set(kw) - set(inspect.signature(SCENARIOS[cfg.dataset]).parameters)
-    if bad: raise ValueError(f"the {cfg.dataset} scenario takes no argument {sorted(bad)}; it takes {list(inspect.signature(SCENARIOS[cfg.dataset]).parameters)}")
+    if cfg.dataset != 'digits':
+        root = Path(cfg.data_root).expanduser()
+        if not cfg.download and not root.is_dir(): raise ValueError(f"data root {cfg.data_root!r} does not exist (or is not a folder)")
+        if not cfg.download and not (root/'cifar-10-batches-py').is_dir():
+            raise ValueError(f"CIFAR-10 not found under {cfg.data_root!r} (no cifar-10-batches-py folder): add --download on a machine with internet access")
+    cfg = replace(cfg, data_args=check_hp(f"the {cfg.dataset} scenario", cfg.data_args, _scenario_defaults(cfg.dataset), 'argument'))
     return cfg
 
 # %% ../nbs/10_run.ipynb #4330a4bd
@@ -143,10 +156,20 @@ def reference_models(scn, cfg:RunConfig, seed:int, cache_dir=None, progress:bool
     return orig.to(dev), re.to(dev), re2.to(dev) if re2 is not None else None, info
 
 # %% ../nbs/10_run.ipynb #7a950f9b
+def method_settings(method:str, # a registered method
+                    dataset:str='digits' # a scenario in `SCENARIOS`
+                   ) -> dict:
+    "The hyper-parameters `rurk-run` gives `method` on `dataset` beyond the registry defaults (Re-train: the Original's training settings)."
+    get_method(method)
+    if dataset not in TRAIN_SETTINGS: raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(TRAIN_SETTINGS)}")
+    hp = dict(METHOD_SETTINGS.get(dataset, {}).get(method, {}))
+    if method == 'retrain': hp.update({k: v for k, v in TRAIN_SETTINGS[dataset].items() if k != 'arch'})
+    return hp
+
 def method_hp(cfg:RunConfig, name:str, scn) -> dict:
     "Hyper-parameters of method `name` in this run: scenario settings, then the user's."
-    hp = dict(METHOD_SETTINGS.get(cfg.dataset, {}).get(name, {}))
-    if name == 'retrain': hp.update({k: v for k, v in train_settings(cfg).items() if k != 'arch'})
+    hp = method_settings(name, cfg.dataset)
+    if name == 'retrain' and cfg.train_epochs: hp['epochs'] = cfg.train_epochs
     if name == 'rurk' and 'tau' not in hp: hp['tau'] = scn.tau_main
     hp.update(cfg.hp.get(name, {}))
     return hp
@@ -449,7 +472,7 @@ def _run_seed(cfg, seed, res, out, cache_dir, progress, log):
         t, hp = time.perf_counter(), (method_hp(cfg, 'retrain' if name == 'retrain_2' else name, scn) if name != "original" else {})
         if name == 'retrain_2': hp['seed'] = seed + NOISE_SEED_OFFSET
         try:
-            if name in refs: model, secs = refs[name][0], refs[name][1] or float('nan')
+            if name in refs: model, secs = refs[name][0], (float('nan') if refs[name][1] is None else refs[name][1])
             else:
                 model = unlearn(name, original, scn.retain, scn.forget, bn_stats=cfg.bn_stats, seed=seed, device=cfg.device, progress=progress, **hp)
                 secs = time.perf_counter() - t
@@ -481,31 +504,55 @@ def _hp_arg(s:str):
     except (ValueError, SyntaxError): pass
     return method, name, val
 
+class _Parser(argparse.ArgumentParser):
+    "argparse, but a user error is two lines (what is wrong, where help is), with exit code 2: no usage dump."
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\nrun `{self.prog} --help` for the options\n")
+
+def _epilog() -> str:
+    "The end of `--help`: methods, data sets, τ's units, and examples."
+    ms = '\n'.join(f"  {m.name:14s} {m.doc}" for m in list_methods())
+    return f"""methods (--methods; 'all' runs every one):
+{ms}
+
+datasets (--dataset):
+  digits         scikit-learn's 8x8 handwritten digits, embedded (nothing to download); forget half of class 8
+  cifar5         small CIFAR-5 (the paper's): 5 classes, 200 train + 200 test images each; needs --data-root
+  cifar10        CIFAR-10 (the paper's): 4,000 train images per class; needs --data-root
+
+τ (--taus) is in pixel units: inputs are pixels in [0, 1], Gaussian noise has standard deviation τ per pixel, the ℓ∞ attacks
+move each pixel by at most τ (the paper's 8/255 ≈ 0.031 on CIFAR). The defaults are the dataset's grid.
+
+examples:
+  rurk-run                                               the default study on the digits (about half a minute on 2 cores)
+  rurk-run --methods all --seeds 131 42 7 --out study    every method, the paper's three seeds
+  rurk-run --attack pgd_targeted --c 20 --hp rurk.lambda_a=0.3 --resume   targeted PGD; continue an interrupted run"""
+
 def parser() -> argparse.ArgumentParser:
     "The `rurk-run` argument parser."
-    p = argparse.ArgumentParser('rurk-run', description='Measure the residual knowledge of unlearning methods against a retrained model.',
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = _Parser('rurk-run', description='Measure the residual knowledge of unlearning methods against a retrained model.',
+                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_epilog())
     a = p.add_argument
-    a('--dataset', default='digits', choices=sorted(SCENARIOS), help='scenario: digits is embedded; cifar5/cifar10 need --data-root')
+    a('--dataset', default='digits', choices=sorted(SCENARIOS), help='scenario (default: digits, embedded); cifar5/cifar10 need --data-root')
     a('--data-root', default=None, help='folder holding cifar-10-batches-py')
     a('--download', action='store_true', help='download CIFAR-10 into --data-root if missing')
-    a('--methods', nargs='+', default=list(DEFAULT_METHODS), help="unlearning methods, or 'all'")
-    a('--attack', default='gaussian', help='perturbation family: gaussian, uniform_l2, uniform_linf, fgsm[_targeted], pgd[_targeted]')
-    a('--taus', nargs='+', type=float, default=None, help="τ grid (default: the dataset's)")
-    a('--c', type=int, default=100, help='perturbations per forget sample and τ')
-    a('--seeds', nargs='+', type=int, default=[0], help='one run per seed; mean ± std over them')
-    a('--forget', default='sample', choices=['sample', 'class'], help='forget half of a class (sample) or all of it (class)')
+    a('--methods', nargs='+', default=list(DEFAULT_METHODS), help=f"unlearning methods, or 'all' (default: {' '.join(DEFAULT_METHODS)})")
+    a('--attack', default='gaussian', help='perturbation family for r_τ: gaussian (default), uniform_l2, uniform_linf, fgsm[_targeted], pgd[_targeted]')
+    a('--taus', nargs='+', type=float, default=None, help="τ grid in pixel units (default: the dataset's)")
+    a('--c', type=int, default=100, help='perturbations per forget sample and τ (default: 100)')
+    a('--seeds', nargs='+', type=int, default=[0], help='one run per seed, mean ± std over them (default: 0)')
+    a('--forget', default='sample', choices=['sample', 'class'], help='forget half of a class (sample, the default) or all of it (class)')
     a('--forget-class', type=int, default=None, help="class to forget (default: the dataset's)")
-    a('--train-epochs', type=int, default=None, help='override the epochs of Original and Re-train')
-    a('--hp', nargs='+', type=_hp_arg, default=[], metavar='METHOD.NAME=VALUE', help='method hyper-parameters, e.g. rurk.lambda_a=0.01')
-    a('--zero', default='exclude', choices=list(ZERO_POLICIES), help="zero-denominator policy of the per-sample r̂ (r_mean, %%r̂>1): 'exclude' drops samples the retrained model never gets right, 'floor' counts k_m/0 as k_m")
-    a('--bn-stats', default='retain', choices=list(BN_STATS), help="BatchNorm running statistics during unlearning: from retain data only, or from 'all' passes (the common implementation)")
+    a('--train-epochs', type=int, default=None, help="epochs of Original and Re-train (default: the dataset's)")
+    a('--hp', nargs='+', type=_hp_arg, default=[], metavar='METHOD.NAME=VALUE', help="method hyper-parameters, e.g. rurk.lambda_a=0.01 (default: the dataset's settings)")
+    a('--zero', default='exclude', choices=list(ZERO_POLICIES), help="zero-denominator policy of the per-sample r̂ (r_mean, %%r̂>1): 'exclude' (default) drops samples the retrained model never gets right, 'floor' counts k_m/0 as k_m")
+    a('--bn-stats', default='retain', choices=list(BN_STATS), help="BatchNorm running statistics during unlearning: from retain data only (retain, the default), or from every pass (all, the common implementation)")
     a('--no-noise-floor', action='store_true', help='do not train the second Re-train (retrain_2) that shows the noise floor')
     a('--no-mia', action='store_true', help='skip the membership-inference attack')
     a('--no-relearn', action='store_true', help='skip the re-learn time')
     a('--data-arg', nargs='+', type=_kv_arg, default=[], metavar='NAME=VALUE', help='extra scenario arguments, e.g. n_train=20 (small test runs)')
     a('--device', default=None, help='cpu, cuda, cuda:1 ... (default: CUDA if available)')
-    a('--out', default='rurk_out', help='output folder')
+    a('--out', default='rurk_out', help='output folder (default: rurk_out)')
     a('--cache', default=None, help='model cache folder (default: $RURK_CACHE or ~/.cache/rurk)')
     a('--no-cache', action='store_true', help='neither read nor write cached models')
     a('--resume', action='store_true', help='keep the results of an earlier run of the same configuration in --out')
@@ -520,19 +567,32 @@ def config_from_args(ns) -> RunConfig:
     for m, k, v in ns.hp: hp.setdefault(m, {})[k] = v
     return RunConfig(dataset=ns.dataset, methods=ns.methods, attack=ns.attack, taus=ns.taus, c=ns.c, seeds=ns.seeds, forget=ns.forget,
                      forget_class=ns.forget_class, train_epochs=ns.train_epochs, hp=hp, data_root=ns.data_root, download=ns.download,
-                     device=ns.device, zero=ns.zero, bn_stats=ns.bn_stats, noise_floor=not ns.no_noise_floor, mia=not ns.no_mia, relearn=not ns.no_relearn, data_args=dict(ns.data_arg),
-                     save_models=ns.save_models)
+                     device=ns.device, zero=ns.zero, bn_stats=ns.bn_stats, noise_floor=not ns.no_noise_floor, mia=not ns.no_mia,
+                     relearn=not ns.no_relearn, data_args=dict(ns.data_arg), save_models=ns.save_models)
+
+def _check_out(out:str) -> Path:
+    "The output folder: refused if it is a file (or inside one)."
+    p = Path(out)
+    for q in [p, *p.parents]:
+        if q.exists() and not q.is_dir(): raise ValueError(f"--out {out!r}: {str(q)!r} is a file, not a folder")
+    return p
 
 def main(argv=None):
     "Entry point of `rurk-run`."
-    ns = parser().parse_args(argv)
-    try: cfg = validate_config(config_from_args(ns))
-    except (ValueError, TypeError) as e: parser().error(str(e))
-    res = run_experiment(cfg, ns.out, False if ns.no_cache else ns.cache, ns.resume, not ns.quiet)
+    p = parser(); ns = p.parse_args(argv)
+    try: cfg, out = validate_config(config_from_args(ns)), _check_out(ns.out)
+    except (ValueError, TypeError) as e: p.error(str(e))
+    try: res = run_experiment(cfg, out, False if ns.no_cache else ns.cache, ns.resume, not ns.quiet)
+    except KeyboardInterrupt:
+        done = json.loads((out/'results.json').read_text()) if (out/'results.json').exists() else {'methods': {}}
+        n = sum(len(m.get('per_seed', {})) for m in done['methods'].values())
+        print(f"\ninterrupted: {n} finished method runs are in {out/'results.json'}; run the same command with --resume to continue", file=sys.stderr)
+        return 130
     print(); print(format_table(res)); print()
-    for name, fails in res['failures'].items(): print(f"FAILED {name}: {fails}")
+    for name, fails in res['failures'].items():
+        for seed, why in fails.items(): print(f"FAILED {name} (seed {seed}): {why}")
     print(f"τ: {cfg.attack} perturbations, c = {cfg.c}; r@τ: residual knowledge r_τ = Σ k_m / Σ k_a (95% CI: bootstrap over forget samples); %r̂>1: forget samples with r̂ > 1; "
           f"RA/UA/TA/MIA in %, gap: mean |Δ| to retrain over those; relearn: epochs of fine-tuning on S_f back to the original's forget loss")
-    saved = f", models/ (in JupyterLab: from rurk.explore import explore; explore({str(ns.out)!r}))" if (Path(ns.out)/'models').is_dir() else ''
-    print(f"wrote {Path(ns.out)/'results.json'}, results.csv, r_tau.html{saved} ({res['seconds']:.0f} s)")
+    saved = f", models/ (in JupyterLab: from rurk.explore import explore; explore({str(ns.out)!r}))" if (out/'models').is_dir() else ''
+    print(f"wrote {out/'results.json'}, results.csv, r_tau.html{saved} ({res['seconds']:.0f} s)")
     return 1 if res['failures'] else 0

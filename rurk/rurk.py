@@ -9,6 +9,7 @@ from .perturb import get_perturbation, random_targets
 from .train import sgd, run_steps, iterate_batches, default_device
 from .unlearn import register, cycle_batches, n_batches, forget_pass
 from .models import n_classes_of
+from .validate import check_tau
 
 # %% auto #0
 __all__ = ['RURK_ATTACKS', 'vulnerable_loss', 'rurk']
@@ -29,14 +30,14 @@ def vulnerable_loss(model:nn.Module, xf, yf, # model and forget batch
     return F.cross_entropy(model(xp), target)
 
 # %% ../nbs/07_rurk.ipynb #2232001e
-@register('rurk', 'Hsu et al. 2025, this paper')
+@register('rurk', 'Hsu et al. 2025, this paper', perturbs=True)
 def rurk(model, retain, forget, epochs:int=2, lr:float=0.01, lambda_f:float=0.03, lambda_a:float=0.03,
          tau:float=0.03, v:int=1, attack:str='gaussian', bs:int=128, momentum:float=0.9, wd:float=5e-4, clip:float=1.0,
          bn_stats:str='retain', seed:int=0, device=None, progress:bool=True):
     "Fine-tune on S_r while ascending the loss on S_f and on perturbed copies of S_f (the vulnerable set)."
     if attack not in RURK_ATTACKS: raise ValueError(f"RURK's vulnerable set is built with one of {RURK_ATTACKS}, got {attack!r}")
     if v < 1: raise ValueError(f"v (perturbed copies per forget sample) must be ≥ 1, got {v}")
-    if tau < 0: raise ValueError(f"τ must be ≥ 0, got {tau}")
+    tau = check_tau(tau, 'rurk.tau')
     dev = default_device(device); model.to(dev)
     g, gf = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
     fb, nc = cycle_batches(*forget, bs, gf, dev), n_classes_of(model, forget[0])

@@ -9,6 +9,7 @@ from pathlib import Path
 from torch import Tensor
 from tqdm.auto import tqdm
 from .models import param_device
+from .validate import keep_modes, model_dtype
 
 # %% auto #0
 __all__ = ['default_device', 'sync_time', 'seed_everything', 'iterate_batches', 'augment_batch', 'sgd', 'run_steps', 'fit',
@@ -19,7 +20,8 @@ __all__ = ['default_device', 'sync_time', 'seed_everything', 'iterate_batches', 
 def default_device(device=None) -> torch.device:
     "`device` as a `torch.device`; by default CUDA when available, else the CPU."
     if device is None or device == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    d = torch.device(device)
+    try: d = torch.device(device)
+    except (RuntimeError, TypeError): raise ValueError(f"device {device!r} is not a device: use 'cpu', 'cuda', 'cuda:1', ...") from None
     if d.type == 'cuda' and not torch.cuda.is_available(): raise ValueError(f"device {device!r} asked for, but CUDA is not available here")
     return d
 
@@ -109,10 +111,10 @@ def fit(model:nn.Module, x:Tensor, y:Tensor, # model and training data
 @torch.no_grad()
 def predict(model:nn.Module, x:Tensor, bs:int=2048) -> Tensor:
     "Logits of `model` (in eval mode) on `x`, in batches, on the CPU."
-    was = model.training; model.eval(); dev = param_device(model)
-    out = torch.cat([model(x[i:i+bs].to(dev)).float().cpu() for i in range(0, len(x), bs)]) if len(x) else torch.empty(0)
-    model.train(was)
-    return out
+    dev, dt = param_device(model), model_dtype(model)
+    with keep_modes(model):
+        model.eval()
+        return torch.cat([model(x[i:i+bs].to(dev, dt)).float().cpu() for i in range(0, len(x), bs)]) if len(x) else torch.empty(0)
 
 def accuracy(model:nn.Module, x:Tensor, y:Tensor) -> float:
     "Fraction of `(x, y)` that `model` classifies correctly."
@@ -161,15 +163,18 @@ def load_checkpoint(model:nn.Module, path, key:str) -> dict:
     "Load weights saved under `key` into `model` and return the stored `meta`; `None` (with a warning) if missing, corrupt or mismatched."
     path = Path(path)
     if not path.exists(): return None
-    try:
-        ck = torch.load(path, map_location='cpu', weights_only=True)
-        if ck.get('key') != key: raise ValueError(f"key {ck.get('key')!r} differs from {key!r}")
-        if state_checksum(ck['state_dict']) != ck.get('checksum'): raise ValueError("checksum mismatch")
-        model.load_state_dict(ck['state_dict'])
-        return ck.get('meta') or {}
-    except Exception as e:
-        warnings.warn(f"ignoring checkpoint {path}: {type(e).__name__}: {e}; retraining")
-        return None
+    try: ck = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception: return _unusable(path, "it cannot be read (truncated, or not a rurk checkpoint)")
+    if not isinstance(ck, dict) or 'state_dict' not in ck: return _unusable(path, "it is not a rurk checkpoint")
+    if ck.get('key') != key: return _unusable(path, f"it was saved for another configuration (key {ck.get('key')!r}, expected {key!r})")
+    if state_checksum(ck['state_dict']) != ck.get('checksum'): return _unusable(path, "its weights do not match their checksum (altered or damaged)")
+    try: model.load_state_dict(ck['state_dict'])
+    except RuntimeError: return _unusable(path, "its weights do not fit this model (size mismatch: another architecture or class count)")
+    return ck.get('meta') or {}
+
+def _unusable(path, problem:str):
+    "Warn that the checkpoint at `path` is not used, and why (it will be retrained); return None."
+    warnings.warn(f"cached model {path}: {problem}; it will be retrained", UserWarning, stacklevel=3)
 
 # %% ../nbs/02_train.ipynb #94976704
 def default_cache_dir() -> Path:

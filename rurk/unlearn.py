@@ -8,6 +8,7 @@ import copy, importlib, inspect, contextlib, torch, torch.nn as nn, torch.nn.fun
 from dataclasses import dataclass
 from torch import Tensor
 from .models import n_classes_of
+from .validate import as_xy, as_labels, check_hp, check_module, model_classes, model_dtype
 from .train import fit, reinit, sgd, run_steps, iterate_batches, default_device
 
 # %% auto #0
@@ -23,6 +24,7 @@ class Method:
     fn: callable  # fn(model, retain, forget, **hp) -> model; works in place on the copy it is given
     doc: str      # one-line description
     source: str   # where the method comes from
+    perturbs: bool = False # does it perturb (and clamp) forget inputs? They must then be pixels in [0, 1]
     def __repr__(self): return f"{self.name}: {self.doc} ({self.source}) {self.defaults}"
     @property
     def defaults(self) -> dict:
@@ -36,11 +38,12 @@ class Method:
 METHODS = {}
 
 def register(name:str, # registry name (lower case)
-             source:str=''  # citation of the method
+             source:str='', # citation of the method
+             perturbs:bool=False # the method perturbs forget inputs (and clamps them to [0, 1])
             ):
     "Decorator: add an unlearning function to `METHODS`; its docstring is the description."
     def deco(fn):
-        METHODS[name] = Method(name, fn, (fn.__doc__ or '').strip().split('\n')[0], source)
+        METHODS[name] = Method(name, fn, (fn.__doc__ or '').strip().split('\n')[0], source, perturbs)
         return fn
     return deco
 
@@ -62,15 +65,9 @@ def list_methods() -> list:
     return list(METHODS.values())
 
 # %% ../nbs/05_unlearn.ipynb #b8ddff4f
-def check_xy(xy, name:str, n_classes:int=None, shape=None):
-    "Raise a `ValueError` unless `xy` is a non-empty `(x, y)` pair of matching lengths and labels in range."
-    if not (isinstance(xy, (tuple, list)) and len(xy) == 2): raise ValueError(f"{name} must be an (x, y) pair of tensors")
-    x, y = xy
-    if len(x) == 0: raise ValueError(f"the {name} set is empty")
-    if len(x) != len(y): raise ValueError(f"{name}: x and y have different lengths ({len(x)} and {len(y)})")
-    if y.ndim != 1 or y.is_floating_point(): raise ValueError(f"{name}: y must be a 1-d tensor of integer labels")
-    if shape is not None and tuple(x.shape[1:]) != tuple(shape): raise ValueError(f"{name} inputs have shape {tuple(x.shape[1:])}, expected {tuple(shape)}")
-    if n_classes is not None and (y.min() < 0 or y.max() >= n_classes): raise ValueError(f"{name} labels must lie in [0, {n_classes}) (the model's classes), got range [{y.min()}, {y.max()}]")
+def check_xy(xy, name:str, n_classes:int=None, shape=None, dtype=torch.float32, pixels:bool=False) -> tuple:
+    "A checked `(x, y)` pair (non-empty, finite, float `dtype`, labels in range, samples of `shape`); see `rurk.validate.as_xy`."
+    return as_xy(xy, name, n_classes, shape, dtype, pixels)
 
 # %% ../nbs/05_unlearn.ipynb #30490727
 BN_STATS = ('retain', 'all')
@@ -88,15 +85,17 @@ def unlearn(method:str, # a name in `METHODS` (see `list_methods()`)
            ) -> nn.Module:
     "Unlearn `forget` from a copy of `model` with `method`; return the new model in eval mode."
     m = get_method(method)
-    bad = set(hp) - set(m.defaults)
-    if bad: raise ValueError(f"{method} has no hyper-parameter {sorted(bad)}; it takes {sorted(m.defaults)}")
+    hp = check_hp(method, hp, m.defaults)
     if bn_stats is not None:
         check_bn_stats(bn_stats)
         if m.forwards_forget: hp['bn_stats'] = bn_stats  # the other methods never run forget data in training mode
-    check_xy(forget, 'forget'); nc = n_classes_of(model, forget[0])
-    check_xy(retain, 'retain', nc); check_xy(forget, 'forget', nc, retain[0].shape[1:])
+    dt = model_dtype(check_module(model))
+    xr, yr = check_xy(retain, 'retain', dtype=dt)
+    nc = model_classes(model, xr)
+    retain = xr, as_labels(yr, 'retain y', len(xr), nc)
+    forget = check_xy(forget, 'forget', nc, xr.shape[1:], dt, pixels=m.perturbs)
     new = copy.deepcopy(model)
-    return m.fn(new, tuple(retain), tuple(forget), **hp).eval()
+    return m.fn(new, retain, forget, **hp).eval()
 
 # %% ../nbs/05_unlearn.ipynb #af7876dd
 def cycle_batches(x:Tensor, y:Tensor, bs:int, g:torch.Generator, device):

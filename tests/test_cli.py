@@ -3,7 +3,7 @@ import csv, json, shutil, subprocess, sys
 import pytest
 from conftest import ROOT
 
-TINY = ['--methods', 'gd', 'neggrad+', 'rurk', '--taus', '0', '0.1', '0.3', '--c', '8', '--train-epochs', '3', '--quiet']
+TINY = ['--methods', 'gd', 'neggrad+', 'rurk', '--taus', '0', '0.1', '0.3', '--c', '8', '--train-epochs', '6', '--quiet']
 
 def run(*args, out, cache):
     exe = shutil.which('rurk-run')
@@ -18,20 +18,21 @@ def first(tmp_path_factory):
 def test_run_succeeds_and_prints_table(first):
     d, r = first
     assert r.returncode == 0, r.stderr[-5000:]
-    for word in ('method', 'RA', 'UA', 'TA', 'gap', 'r@0.1', '%r̂>1@0.1', 'original', 'retrain', 'gd', 'neggrad+', 'rurk'):
+    for word in ('method', 'RA', 'UA', 'TA', 'gap', 'r@0.1', '95% CI@0.1', '%r̂>1@0.1', 'original', 'retrain*', 'retrain_2*', 'gd', 'neggrad+', 'rurk'):
         assert word in r.stdout
 
 def test_results_json_schema(first):
     d, _ = first
     res = json.loads((d/'out'/'results.json').read_text())
     assert res['config']['dataset'] == 'digits' and res['config']['c'] == 8 and res['config']['taus'] == [0.0, 0.1, 0.3]
-    assert list(res['methods']) == ['original', 'retrain', 'gd', 'neggrad+', 'rurk']
+    assert list(res['methods']) == ['original', 'retrain', 'retrain_2', 'gd', 'neggrad+', 'rurk']
+    assert res['config']['bn_stats'] == 'retain' and res['methods']['retrain_2']['reference'] and not res['methods']['gd']['reference']
     for name, m in res['methods'].items():
         for k in ('RA', 'UA', 'TA', 'avg_gap', 'seconds'): assert isinstance(m[k], float) and m[k] == m[k], (name, k)
         assert 0 <= m['RA'] <= 100 and 0 <= m['UA'] <= 100 and 0 <= m['TA'] <= 100
         rk = m['rk']
         assert rk['taus'] == [0.0, 0.1, 0.3]
-        for k in ('r', 'frac_gt1', 'disagreement'): assert len(rk[k]) == 3
+        for k in ('r', 'r_mean', 'frac_gt1', 'disagreement', 'r_ci', 'frac_gt1_ci'): assert len(rk[k]) == 3
         assert all(0 <= v <= 1 for v in rk['frac_gt1'] + rk['disagreement'])
     assert res['methods']['retrain']['rk']['r'] == [1.0, 1.0, 1.0] and res['methods']['retrain']['avg_gap'] == 0.0
     per = res['methods']['gd']['per_seed']['0']['rk']
@@ -41,7 +42,7 @@ def test_results_json_schema(first):
 def test_csv_and_html(first):
     d, _ = first
     rows = list(csv.reader(open(d/'out'/'results.csv')))
-    assert rows[0][:3] == ['method', 'seed', 'RA'] and len(rows) == 6
+    assert rows[0][:3] == ['method', 'seed', 'RA'] and len(rows) == 7
     html = (d/'out'/'r_tau.html').read_text()
     assert 'Plotly.newPlot' in html and 'cdn.plot.ly' not in html.split('<script')[1][:200]  # plotly.js embedded, not fetched
 
@@ -50,7 +51,7 @@ def test_second_run_uses_cache_and_is_deterministic(first, tmp_path):
     r = run(*TINY, out=tmp_path/'again', cache=d/'cache')
     assert r.returncode == 0, r.stderr[-3000:]
     a, b = (json.loads((p/'results.json').read_text()) for p in (d/'out', tmp_path/'again'))
-    assert b['reference']['0']['original']['cached'] and b['reference']['0']['retrain']['cached']
+    assert b['reference']['0']['original']['cached'] and b['reference']['0']['retrain']['cached'] and b['reference']['0']['retrain_2']['cached']
     for name in a['methods']:
         for k in ('RA', 'UA', 'TA', 'avg_gap'): assert a['methods'][name][k] == b['methods'][name][k], (name, k)
         assert a['methods'][name]['rk']['r'] == b['methods'][name]['rk']['r']
