@@ -7,7 +7,7 @@ from __future__ import annotations
 import math, time, warnings, numpy as np
 from dataclasses import replace
 from pathlib import Path
-from .run import RunConfig, run_experiment, validate_config
+from .run import RunConfig, run_experiment, validate_config, method_style, robust_range, REFERENCE_ROWS, load_run_model
 from .residual import RKResult, nearest_index
 from .unlearn import get_method
 from .tuning import setting_hp
@@ -15,7 +15,8 @@ from .tuning import setting_hp
 # %% auto #0
 __all__ = ['STUDY_SEEDS', 'TABLE1_METRICS', 'KEY_METHODS', 'PAPER_TABLE1', 'PAPER_CIFAR5_GAP', 'run_study', 'attack_runs',
            'mean_std', 'table1', 'text_table', 'format_table1', 'curve', 'curve_table', 'r_policy', 'tau_index', 'r_at',
-           'plot_r_curves', 'rurk_ablation', 'ablation_table', 'paper_comparison']
+           'plot_r_curves', 'rurk_ablation', 'ablation_table', 'with_bn_stats', 'bn_check', 'bn_table',
+           'paper_comparison']
 
 # %% ../nbs/15_experiments.ipynb #606ec739
 STUDY_SEEDS = [131, 42, 7]  # the paper's seeds
@@ -121,12 +122,12 @@ def curve_table(res:dict, # `rurk-run` results
 # %% ../nbs/15_experiments.ipynb #f38611c7
 def r_policy(res:dict, # `rurk-run` results
              method:str, # a method in them
-             zero:str='exclude' # zero-denominator policy: 'floor' (rurk's default) or 'exclude'
+             zero:str='exclude' # zero-denominator policy of the per-sample r̂: 'exclude' (rurk's default) or 'floor'
             ) -> tuple:
-    "(taus, mean, std) over seeds of r_τ recomputed from the stored per-sample counts under another zero-denominator policy."
+    "(taus, mean, std) over seeds of the paper's aggregate r_mean (the mean of per-sample r̂), recomputed from the stored counts under policy `zero`."
     rs = [RKResult.from_dict(d['rk']) for d in _method(res, method)['per_seed'].values()]
     for r in rs: r.zero = zero
-    r = np.array([x.r for x in rs], dtype=float)
+    r = np.array([x.r_mean for x in rs], dtype=float)
     with warnings.catch_warnings():  # a τ where every sample is excluded gives nan
         warnings.simplefilter('ignore', RuntimeWarning)
         return np.array(rs[0].taus), np.nanmean(r, 0), np.nanstd(r, 0, ddof=1) if len(rs) > 1 else np.zeros(r.shape[1])
@@ -149,32 +150,39 @@ def r_at(runs:dict, # {name: results}, e.g. one per attack
     return text_table(head, [[m, *[_pm(mean_std(r, m, key, tau_index(r, tau)), f) if m in r['methods'] else '' for r in runs.values()]] for m in methods])
 
 # %% ../nbs/15_experiments.ipynb #40ef6523
-KEY_METHODS = ('original', 'retrain', 'gd', 'ga', 'neggrad+', 'cf_k', 'ssd', 'rurk')  # drawn thicker: the paper's findings are about these
+KEY_METHODS = ('original', 'retrain', 'retrain_2', 'gd', 'ga', 'neggrad+', 'cf_k', 'ssd', 'rurk')  # drawn thicker, with bands: the paper's findings are about these
+
+def _ci_band(res:dict, method:str):
+    "(lo, hi) arrays of the 95% CI of r_τ of `method` (nan where undefined)."
+    ci = _method(res, method)['rk'].get('r_ci') or [[None, None]] * len(res['taus'])
+    return tuple(np.array([np.nan if c[j] is None else c[j] for c in ci], dtype=float) for j in (0, 1))
 
 def plot_r_curves(runs:dict, # {attack: results}, one panel each
                   methods:list=None, # methods to draw (default: the first run's)
                   axes=None, # one matplotlib axis per run (default: a new row of panels)
-                  ymin:float=0.01, # lower end of the log y axis
-                  highlight=KEY_METHODS # methods drawn with thick lines, the others thin
+                  highlight=KEY_METHODS # methods drawn with thick lines and CI bands, the others thin
                  ):
-    "r_τ against τ for each run (panel) and method (line), mean over seeds (±std band for the highlighted ones); dotted line at r = 1."
+    "r_τ against τ for each run (panel) and method (line), mean over seeds with 95% CI bands for the highlighted ones; dotted line at r = 1."
     import matplotlib.pyplot as plt
     if not runs: raise ValueError("no runs to plot")
     methods = methods or list(next(iter(runs.values()))['methods'])
-    if axes is None: _, axes = plt.subplots(1, len(runs), figsize=(11, 3.2), sharey=True, squeeze=False); axes = axes[0]
+    if axes is None: _, axes = plt.subplots(1, len(runs), figsize=(11, 3.2), squeeze=False); axes = axes[0]
     if len(axes) != len(runs): raise ValueError(f"{len(runs)} runs but {len(axes)} axes")
-    key, rest = [m for m in methods if m in highlight], [m for m in methods if m not in highlight]
-    colors = {m: plt.cm.tab10(i % 10) for i, m in enumerate(key)} | {m: plt.cm.tab20b(i % 20) for i, m in enumerate(rest)}
+    mk = {'circle': 'o', 'square': 's', 'diamond': 'D', 'triangle-up': '^', 'triangle-down': 'v', 'x': 'x', 'cross': 'P', 'star': '*',
+          'pentagon': 'p', 'hexagon': 'h', 'triangle-left': '<', 'triangle-right': '>'}
     for ax, (name, res) in zip(axes, runs.items()):
-        for m in (m for m in methods if m in res['methods']):
-            t, mu, sd = curve(res, m)
+        shown = [m for m in methods if m in res['methods']]
+        for m in shown:
+            st, (t, mu, _) = method_style(m), curve(res, m)
+            ls = '--' if st['dash'] == 'dash' else '-'
             if m in highlight:
-                ax.plot(t, np.maximum(mu, ymin), color=colors[m], lw=1.8, marker='.', ms=4, label=m, zorder=3)
-                ax.fill_between(t, np.maximum(mu - sd, ymin), np.maximum(mu + sd, ymin), color=colors[m], alpha=0.12, lw=0, zorder=1)
-            else: ax.plot(t, np.maximum(mu, ymin), color=colors[m], lw=0.8, ls='--', alpha=0.8, label=m, zorder=2)
-        ax.axhline(1, color='k', ls=':', lw=1); ax.set_yscale('log'); ax.set_xlabel('τ')
-        ax.set_title(f"{name} (c = {res['config']['c']})", fontsize=9)
-    axes[0].set_ylabel('$r_τ$ (log scale)')
+                ax.plot(t, mu, color=st['color'], lw=1.8, ls=ls, marker=mk[st['symbol']], ms=4, label=m, zorder=3)
+                lo, hi = _ci_band(res, m); ax.fill_between(t, lo, hi, color=st['color'], alpha=0.12, lw=0, zorder=1)
+            else: ax.plot(t, mu, color=st['color'], lw=0.8, ls=':', marker=mk[st['symbol']], ms=2.5, alpha=0.8, label=m, zorder=2)
+        lo, hi, clipped = robust_range([curve(res, m)[1] for m in shown])
+        ax.set_ylim(lo, hi); ax.axhline(1, color='k', ls=':', lw=1); ax.set_xlabel('τ')
+        ax.set_title(f"{name} (c = {res['config']['c']})" + (f", {clipped} point(s) off the chart" if clipped else ''), fontsize=9)
+    axes[0].set_ylabel('$r_τ$ = Σ $k_m$ / Σ $k_a$')
     return axes[0].figure
 
 # %% ../nbs/15_experiments.ipynb #4383415f
@@ -203,6 +211,48 @@ def ablation_table(runs:dict, # output of `rurk_ablation`
     head = [param, *[{'avg_gap': 'Avg Gap'}.get(k, k) for k in keys], f'r@{t:g}', f'%r̂>1@{t:g}']
     rows = [[f'{v:g}', *[_pm(mean_std(r, 'rurk', k)) for k in keys], _pm(mean_std(r, 'rurk', 'r', i), '.3f'),
              _pm(tuple(100 * x for x in mean_std(r, 'rurk', 'frac_gt1', i)), '.1f')] for v, r in runs.items()]
+    return text_table(head, rows)
+
+# %% ../nbs/15_experiments.ipynb #08b7850e
+def with_bn_stats(model, source):
+    "A copy of `model` with the BatchNorm running statistics (mean, var, batch count) of `source`, a model of the same architecture."
+    import copy, torch.nn as nn
+    out = copy.deepcopy(model)
+    bns = lambda m: [x for x in m.modules() if isinstance(x, nn.modules.batchnorm._BatchNorm)]
+    a, b = bns(out), bns(source)
+    if len(a) != len(b): raise ValueError(f"the models have {len(a)} and {len(b)} BatchNorm layers: not the same architecture")
+    for x, y in zip(a, b):
+        for k in ('running_mean', 'running_var', 'num_batches_tracked'):
+            if getattr(x, k) is not None: getattr(x, k).copy_(getattr(y, k))
+    return out
+
+def bn_check(out, # a `rurk-run` folder with saved models
+             methods:list=None, # methods to check (default: every saved one but the references)
+             seed=None # which seed (default: the run's first)
+            ) -> list:
+    "Per method: UA of the unlearned model, and UA once the Original's BatchNorm statistics are put back (rows of dicts)."
+    from rurk.run import load_forget_set
+    from rurk.train import accuracy
+    fs, orig = load_forget_set(out, seed), load_run_model(out, 'original', seed)
+    ua = lambda m: 100 * (1 - accuracy(m, fs['x'], fs['y']))
+    names = methods or [p.name.rsplit('-seed', 1)[0] for p in sorted((Path(out)/'models').glob('*-seed*.pt'))]
+    rows = []
+    for n in [n for n in dict.fromkeys(names) if n not in ('original', 'forget', *REFERENCE_ROWS)]:
+        m = load_run_model(out, n, seed)
+        rows.append(dict(method=n, UA=ua(m), UA_original_bn=ua(with_bn_stats(m, orig))))
+    return rows
+
+def bn_table(runs:dict, # {setting name: results}, e.g. {'retain': ..., 'all': ...}, the same methods and seeds
+             methods:list=None # rows (default: the first run's methods)
+            ) -> str:
+    "The same methods under each BatchNorm setting: Avg Gap, UA, MIA and r_τ at the main τ, mean±std over seeds."
+    if not runs: raise ValueError("no runs given")
+    methods = methods or list(next(iter(runs.values()))['methods'])
+    r0 = next(iter(runs.values())); i = tau_index(r0)
+    keys = [k for k in ('avg_gap', 'UA', 'MIA') if k in r0['methods'][methods[0]]]
+    head = ['method', *[f"{ {'avg_gap': 'gap'}.get(k, k)} ({n})" for n in runs for k in keys], *[f"r@{r0['taus'][i]:g} ({n})" for n in runs]]
+    rows = [[m, *[_pm(mean_std(r, m, k)) if m in r['methods'] else '' for r in runs.values() for k in keys],
+             *[_pm(mean_std(r, m, 'r', i), '.3f') if m in r['methods'] else '' for r in runs.values()]] for m in methods]
     return text_table(head, rows)
 
 # %% ../nbs/15_experiments.ipynb #5b512ba4

@@ -4,19 +4,19 @@
 
 # %% ../nbs/14_explore.ipynb #3ab92acc
 from __future__ import annotations
-import html, json, time, numpy as np, torch, torch.nn as nn
+import html, json, math, time, numpy as np, torch, torch.nn as nn
 from dataclasses import dataclass, field
 from pathlib import Path
 from torch import Tensor
 from .residual import RKResult, residual_knowledge, sample_draws, nearest_index
 from .models import param_device
-from .run import load_run_model, load_forget_set, forget_path
+from .run import load_run_model, load_forget_set, forget_path, method_style, robust_range, REFERENCE_ROWS
 
 # %% auto #0
-__all__ = ['R_EDGES', 'R_LABELS', 'METRIC_KEYS', 'COLUMNS', 'rhat_hist', 'Study', 'check_attack', 'check_study',
-           'study_from_results', 'load_study', 'make_study', 'sweep_row', 'sweep_state', 'metrics_html', 'draw_sweep',
-           'update_sweep', 'tau_sweep', 'Quiet', 'sample_order', 'predictions', 'amplify', 'sample_panel',
-           'panel_figure', 'sample_options', 'sample_viewer', 'as_study', 'explore']
+__all__ = ['R_EDGES', 'R_LABELS', 'STAT_KEYS', 'METRIC_KEYS', 'COLUMNS', 'AT_TAU', 'rhat_hist', 'Study', 'check_attack',
+           'check_study', 'study_from_results', 'load_study', 'make_study', 'sweep_row', 'sweep_state', 'metrics_html',
+           'draw_sweep', 'update_sweep', 'tau_sweep', 'Quiet', 'sample_order', 'rhat_text', 'predictions', 'amplify',
+           'sample_panel', 'panel_figure', 'sample_options', 'sample_viewer', 'as_study', 'explore']
 
 # %% ../nbs/14_explore.ipynb #90ee3498
 R_EDGES = np.array([0, 0.25, 0.5, 0.75, 0.95, 1.05, 1.25, 1.5, 2, 3, 5, np.inf])  # bins of per-sample r̂
@@ -29,6 +29,8 @@ def rhat_hist(r:np.ndarray) -> np.ndarray:
     return np.stack([((idx == b) & ~np.isnan(r)).sum(-1) for b in range(len(R_LABELS))], -1)
 
 # %% ../nbs/14_explore.ipynb #4e2fc168
+STAT_KEYS = ('r', 'r_ci', 'undefined', 'frac_gt1', 'disagreement', 'acc_unlearned') # per-τ aggregates the sweep reads
+
 @dataclass
 class Study:
     "Results to explore: per attack and method an `RKResult`; per method its metrics; optionally the models and the forget set."
@@ -39,17 +41,26 @@ class Study:
     classes: list = None       # class names
     tau_main: float = None     # the scenario's main τ (the explorers start there)
     source: str = ''           # where the results come from
+    reference: tuple = REFERENCE_ROWS # names of the reference rows: 'retrain' (the reference) and 'retrain_2' (the noise floor)
 
     def __post_init__(self):
         check_study(self)
+        self.reference = tuple(self.reference)
         self.rhat = {a: {m: r.r_hat.numpy() for m, r in d.items()} for a, d in self.rk.items()}   # (n_taus, n) per method
         self.hist = {a: {m: rhat_hist(v) for m, v in d.items()} for a, d in self.rhat.items()}   # (n_taus, n_bins)
+        self.left_out = {a: {m: np.isnan(v).sum(-1).tolist() for m, v in d.items()} for a, d in self.rhat.items()}  # undefined r̂ per τ
+        self.stats = {a: {m: {k: getattr(r, k) for k in STAT_KEYS} for m, r in d.items()} for a, d in self.rk.items()}  # incl. the bootstrap CIs, once
         self._loaded = {}
 
     @property
     def attacks(self) -> list: "attacks measured"; return list(self.rk)
     def methods(self, attack:str) -> list: "methods measured under `attack`"; return list(self.rk[check_attack(self, attack)])
     def taus(self, attack:str) -> list: "the τ grid of `attack`"; return list(next(iter(self.rk[check_attack(self, attack)].values())).taus)
+    def is_reference(self, name:str) -> bool: "whether `name` is a reference row"; return name in self.reference
+    def style(self, name:str) -> dict:
+        "How the charts draw `name`: colour and marker by name (`rurk.run.method_style`), dashed if it is a reference row."
+        ref = self.is_reference(name)
+        return dict(method_style(name), dash='dash' if ref else 'solid', reference=ref)
     def model(self, name:str) -> nn.Module:
         "Model `name`, loaded on first use."
         if name not in self.models: raise ValueError(f"this study has no model {name!r}; it has {sorted(self.models) or 'none'} (the sample viewer needs the unlearned and the 'retrain' model)")
@@ -88,11 +99,12 @@ def study_from_results(res:dict, # results of `run_experiment`, or a `results.js
     if not ms: raise ValueError(f"no results for seed {seed}; the run has seeds {res['config']['seeds']}")
     rk = {n: RKResult.from_dict(d['rk']) for n, d in ms.items()}
     metrics = {n: {k: d[k] for k in METRIC_KEYS if k in d} for n, d in ms.items()}
+    ref = tuple(n for n in ms if res['methods'][n].get('reference', n in REFERENCE_ROWS))  # older results: by name
     models, forget, classes = {}, None, None
     if out is not None and forget_path(out, seed).exists():
         fs = load_forget_set(out, seed); forget, classes = (fs['x'], fs['y']), fs['classes'] or None
         models = {n: (lambda n=n: load_run_model(out, n, seed)) for n, d in ms.items() if 'model' in d}
-    return Study({res['config']['attack']: rk}, metrics, models, forget, classes, res.get('tau_main'), f"{out or 'results'}, seed {seed}")
+    return Study({res['config']['attack']: rk}, metrics, models, forget, classes, res.get('tau_main'), f"{out or 'results'}, seed {seed}", ref)
 
 def load_study(*folders, # `rurk-run` output folders, one per attack
                seed=None # which seed (default: each run's first)
@@ -105,7 +117,8 @@ def load_study(*folders, # `rurk-run` output folders, one per attack
         (a, d), = s.rk.items()
         if a in rk: raise ValueError(f"{f} measures attack {a!r} again: give one folder per attack")
         rk[a] = d
-    return Study(rk, s0.metrics, s0.models, s0.forget, s0.classes, s0.tau_main, ', '.join(map(str, folders)))
+    ref = tuple(dict.fromkeys(n for s in studies for n in s.reference))
+    return Study(rk, s0.metrics, s0.models, s0.forget, s0.classes, s0.tau_main, ', '.join(map(str, folders)), ref)
 
 def _read_results(folder) -> dict:
     p = Path(folder)/'results.json'
@@ -120,59 +133,104 @@ def make_study(models:dict,          # {method name: unlearned model}
                attacks=('gaussian',), # perturbation families to measure
                c:int=100, seed:int=0, # draws per sample and τ; seed of the draws
                metrics:dict=None,    # {method: metrics dict}, optional
-               classes:list=None, tau_main:float=None, zero:str='floor') -> Study:
+               classes:list=None, tau_main:float=None,
+               zero:str='exclude',   # zero-denominator policy of the per-sample r̂ (see `rurk.residual.ratio`)
+               retrained_2:nn.Module=None, # optional second retrained model (own initialisation): the noise floor, row 'retrain_2'
+              ) -> Study:
     "Measure r_τ of every model under every attack (the retrained model against itself too) and return the `Study`."
     if not models: raise ValueError("models is empty: give at least one unlearned model")
-    if 'retrain' in models: raise ValueError("'retrain' is the reference's name: pass the retrained model as `retrained`")
-    ms = {**models, 'retrain': retrained}
+    bad = [n for n in REFERENCE_ROWS if n in models]
+    if bad: raise ValueError(f"{bad[0]!r} is a reference's name: pass the retrained models as `retrained` and `retrained_2`")
+    ms = {**models, 'retrain': retrained, **({'retrain_2': retrained_2} if retrained_2 is not None else {})}
     rk = {a: {n: residual_knowledge(m, retrained, *forget, taus, a, c, seed, zero=zero) for n, m in ms.items()} for a in attacks}
-    return Study(rk, dict(metrics or {}), ms, forget, classes, tau_main, 'in memory')
+    return Study(rk, dict(metrics or {}), ms, forget, classes, tau_main, 'in memory', tuple(n for n in ms if n in REFERENCE_ROWS))
 
 # %% ../nbs/14_explore.ipynb #93b54b2e
 def sweep_row(study:Study, attack:str, method:str, i:int) -> dict:
-    "The metrics table's row of `method`: its metrics and, at τ index `i`, r_τ, the share of r̂ > 1 and the disagreement."
-    r = study.rk[attack][method]
-    return dict(method=method, **study.metrics.get(method, {}), r=r.r[i], frac_gt1=r.frac_gt1[i], disagreement=r.disagreement[i])
+    "The metrics table's row of `method`: its metrics and, at τ index `i`, r_τ (nan if undefined) with its 95% CI, the share of r̂ > 1, the disagreement and Pr[m(x') = y]."
+    s = study.stats[attack][method]
+    return dict(method=method, reference=study.is_reference(method), **study.metrics.get(method, {}), **{k: s[k][i] for k in STAT_KEYS})
 
 def sweep_state(study:Study, attack:str, methods:list, tau:float) -> dict:
-    "All the τ sweep shows for (attack, methods, τ): curves, the current point of each, r̂ histograms and table rows."
+    "All the τ sweep shows for (attack, methods, τ): curves and CI bands, the current point of each, r̂ histograms, styles and table rows."
     bad = [m for m in methods if m not in study.rk[check_attack(study, attack)]]
     if bad: raise ValueError(f"no results for {bad} under {attack!r}; the study has {study.methods(attack)}")
-    taus = study.taus(attack); i = nearest_index(taus, tau); rk = study.rk[attack]
-    return dict(attack=attack, taus=taus, i=i, tau=taus[i], curves={m: rk[m].r for m in methods}, point={m: rk[m].r[i] for m in methods},
-                hist={m: study.hist[attack][m][i] for m in methods}, rows=[sweep_row(study, attack, m, i) for m in methods])
+    taus = study.taus(attack); i = nearest_index(taus, tau); s = study.stats[attack]
+    return dict(attack=attack, taus=taus, i=i, tau=taus[i], curves={m: s[m]['r'] for m in methods}, bands={m: s[m]['r_ci'] for m in methods},
+                point={m: s[m]['r'][i] for m in methods}, styles={m: study.style(m) for m in methods},
+                hist={m: study.hist[attack][m][i] for m in methods}, left_out=max(study.left_out[attack][m][i] for m in methods) if methods else 0,
+                rows=[sweep_row(study, attack, m, i) for m in methods])
 
 # %% ../nbs/14_explore.ipynb #962d5d2d
 COLUMNS = [('RA', 'RA', '.2f'), ('UA', 'UA', '.2f'), ('TA', 'TA', '.2f'), ('MIA', 'MIA', '.2f'), ('avg_gap', 'gap', '.2f'),
-           ('r', 'r_τ', '.3f'), ('frac_gt1', '% r̂>1', '.1%'), ('disagreement', 'disagree', '.3f')]
+           ('r', 'r_τ', '.3f'), ('r_ci', '95% CI', '.3f'), ('frac_gt1', '% r̂>1', '.1%'), ('disagreement', 'disagree', '.3f')]
+AT_TAU = ('r', 'r_ci', 'frac_gt1', 'disagreement') # columns measured at the current τ
 
-def _cell(v, f): return '' if v is None else format(v, f).rstrip('%') if f.endswith('%') else format(v, f)
+def _undef(v) -> bool: return v is None or (isinstance(v, float) and math.isnan(v))
+
+def _cell(v, f):
+    if v is None: return ''
+    if isinstance(v, (list, tuple)): return 'undef' if any(map(_undef, v)) else f"[{format(v[0], f)}, {format(v[1], f)}]"
+    if _undef(v): return 'undef'
+    return format(v, f).rstrip('%') if f.endswith('%') else format(v, f)
+
+def _r_colour(r:dict):
+    "Red: residual knowledge (r_τ > 1), blue: over-forgetting (< 1); judged by the CI when there is one, else by |r_τ − 1| > 0.05."
+    v, ci = r.get('r'), r.get('r_ci')
+    if _undef(v): return None
+    if ci is not None and not any(map(_undef, ci)): hi_, lo_ = ci[0] > 1, ci[1] < 1
+    else: hi_, lo_ = v > 1.05, v < 0.95
+    return '#c0392b' if hi_ else '#2471a3' if lo_ else None
 
 def metrics_html(rows:list, tau:float) -> str:
-    "An HTML table of the sweep's rows at `tau` (columns without any value are left out)."
+    "An HTML table of the sweep's rows at `tau` (columns without any value are left out; undefined r_τ shown as 'undef', with Pr[m(x') = y])."
     cols = [c for c in COLUMNS if any(c[0] in r for r in rows)]
-    head = ''.join(f'<th>{h}{"@" + format(tau, ".3g") if k in ("r", "frac_gt1", "disagreement") else ""}</th>' for k, h, _ in cols)
+    head = ''.join(f'<th>{h}{"@" + format(tau, ".3g") if k in AT_TAU else ""}</th>' for k, h, _ in cols)
     def td(r, k, f):
         v, style = r.get(k), ''
-        if k == 'r' and v is not None and abs(v - 1) > 0.05: style = f' style="color:{"#c0392b" if v > 1 else "#2471a3"}"'
+        if k == 'r' and (col := _r_colour(r)): style = f' style="color:{col}"'
+        if k == 'r' and (r.get('undefined') or _undef(v)) and k in r:
+            acc = r.get('acc_unlearned')
+            return f'<td title="Σ k_a = 0: the retrained model never right">undef' + ('' if acc is None else f"; Pr[m(x′) = y] = {acc:.3f}") + '</td>'
         return f'<td{style}>{_cell(v, f)}</td>'
-    body = ''.join(f'<tr><td>{html.escape(r["method"])}</td>' + ''.join(td(r, k, f) for k, _, f in cols) + '</tr>' for r in rows)
-    return f'<table class="rurk-table"><thead><tr><th>method</th>{head}</tr></thead><tbody>{body}</tbody></table>'
+    def name(r): return html.escape(r['method']) + (' <i>(reference)</i>' if r.get('reference') else '')
+    def tr(r): return '<tr style="background:#f4f4f4">' if r.get('reference') else '<tr>'
+    body = ''.join(tr(r) + f'<td>{name(r)}</td>' + ''.join(td(r, k, f) for k, _, f in cols) + '</tr>' for r in rows)
+    note = ('<caption style="caption-side:bottom;font-size:smaller;text-align:left">reference rows: retrain is the reference (r_τ = 1); '
+            'retrain_2, a second Re-train with its own initialisation, shows the noise floor</caption>') if any(r.get('reference') for r in rows) else ''
+    return f'<table class="rurk-table">{note}<thead><tr><th>method</th>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 # %% ../nbs/14_explore.ipynb #8b5c18dc
+def _nn(v): return None if _undef(v) else float(v)   # NaN as a gap in the chart (and valid JSON for the widget)
+
+def _rgba(colour:str, alpha:float) -> str:
+    c = colour.lstrip('#'); return f"rgba({int(c[:2], 16)},{int(c[2:4], 16)},{int(c[4:], 16)},{alpha})"
+
+def _band(fc, x, ci, style:dict, name:str):
+    "The 95% CI band of one curve: an invisible upper edge, then a lower edge filled up to it, in the method's colour; none if empty."
+    lo, hi = [_nn(c[0]) for c in ci], [_nn(c[1]) for c in ci]
+    if all(l is None or l == h for l, h in zip(lo, hi)): return  # undefined everywhere, or no width (retrain against itself)
+    kw = dict(x=x, mode='lines', line=dict(width=0, color=style['color']), legendgroup=name, showlegend=False, hoverinfo='skip', meta='band')
+    fc.add_scatter(y=hi, **kw); fc.add_scatter(y=lo, fill='tonexty', fillcolor=_rgba(style['color'], 0.13), **kw)
+
 def draw_sweep(state:dict, fig_cls=None) -> tuple:
     "Plotly figures `(curves, histogram)` of a sweep state (`fig_cls`: `go.Figure`, or `go.FigureWidget` for the widget)."
     import plotly.graph_objects as go
     fig_cls = fig_cls or go.Figure
+    lo, hi, clipped = robust_range([v for c in state['curves'].values() for v in c])
     fc = fig_cls(layout=dict(template='plotly_white', height=380, width=560, margin=dict(t=50, b=40, l=60, r=20), xaxis_title='τ',
-                             yaxis_title='r_τ', legend=dict(orientation='h', y=-0.2)))
+                             yaxis=dict(range=[lo, hi], title='r_τ = Σ k_m / Σ k_a' + (f' ({clipped} point(s) off the chart)' if clipped else '')),
+                             legend=dict(orientation='h', y=-0.2)))
     fh = fig_cls(layout=dict(template='plotly_white', height=380, width=460, margin=dict(t=50, b=40, l=50, r=20), barmode='group',
                              xaxis_title='per-sample r̂', yaxis_title='forget samples', legend=dict(orientation='h', y=-0.3)))
-    for k, m in enumerate(state['curves']):
-        col = _colour(k)
-        fc.add_scatter(x=state['taus'], y=state['curves'][m], mode='lines+markers', name=m, line=dict(color=col), legendgroup=m)
-        fh.add_bar(x=R_LABELS, y=state['hist'][m], name=m, marker_color=col)
-    fc.add_scatter(x=[], y=[], mode='markers', name='at τ', marker=dict(size=13, symbol='circle-open', color='black', line=dict(width=2)))
+    for m, ys in state['curves'].items():
+        st = state['styles'][m]; label = m + (' (reference)' if st['reference'] else '')
+        _band(fc, state['taus'], state['bands'][m], st, m)
+        fc.add_scatter(x=state['taus'], y=[_nn(v) for v in ys], mode='lines+markers', name=label, legendgroup=m, meta='curve',
+                       line=dict(color=st['color'], dash=st['dash']), marker=dict(symbol=st['symbol'], size=8),
+                       hovertemplate=f'{html.escape(m)}<br>τ = %{{x:.3g}}<br>r_τ = %{{y:.3f}}<extra></extra>')
+        fh.add_bar(x=R_LABELS, y=state['hist'][m], name=label, legendgroup=m, marker=dict(color=st['color'], pattern_shape='/' if st['reference'] else ''))
+    fc.add_scatter(x=[], y=[], mode='markers', name='at τ', meta='at', marker=dict(size=14, symbol='circle-open', color='black', line=dict(width=2)))
     fc.add_hline(y=1, line_dash='dot', line_color='grey'); fc.add_vline(x=state['tau'], line_dash='dash', line_color='black')
     update_sweep(fc, fh, state)
     return fc, fh
@@ -181,20 +239,17 @@ def update_sweep(fc, fh, state:dict):
     "Move the figures of `draw_sweep` to `state` (same methods): the τ marker, the current points, the histograms, the titles."
     n, tau = len(state['curves']), state['tau']
     with fc.batch_update(), fh.batch_update():
-        fc.data[n].x, fc.data[n].y = [tau] * n, list(state['point'].values())
+        fc.data[-1].x, fc.data[-1].y = [tau] * n, [_nn(v) for v in state['point'].values()]
         fc.layout.shapes[1].x0 = fc.layout.shapes[1].x1 = tau
-        fc.layout.title.text = f"r_τ against τ ({state['attack']}); τ = {tau:.3g}"
+        fc.layout.title.text = f"r_τ against τ ({state['attack']}; bands: 95% CI); τ = {tau:.3g}"
         for k, m in enumerate(state['hist']): fh.data[k].y = state['hist'][m]
-        fh.layout.title.text = f"per-sample r̂ at τ = {tau:.3g}"
-
-def _colour(k:int) -> str:
-    import plotly.express as px
-    return px.colors.qualitative.Plotly[k % 10]
+        k = state.get('left_out', 0)
+        fh.layout.title.text = f"per-sample r̂ at τ = {tau:.3g}" + (f" ({k} with k_a = 0 left out)" if k else '')
 
 # %% ../nbs/14_explore.ipynb #1bc3e7bc
 def tau_sweep(study:Study, # what to explore (`load_study`, `study_from_results`, `make_study`)
               attack:str=None, # attack shown first (default: the study's first)
-              methods:list=None, # methods shown first (default: all but 'retrain', whose r_τ is 1)
+              methods:list=None, # methods shown first (default: all but 'retrain', whose r_τ is 1; 'retrain_2', the noise floor, is shown)
               tau:float=None # τ shown first (default: the study's main τ)
              ):
     "An ipywidgets VBox: τ slider, attack and method selectors above the r_τ curves, the r̂ histogram and the metrics table."
@@ -240,14 +295,19 @@ class Quiet:
 
 # %% ../nbs/14_explore.ipynb #f0b9c457
 def sample_order(study:Study, attack:str, method:str, tau:float) -> list:
-    "Forget-sample indices by decreasing r̂ of `method` at `tau` (then by k_m − k_a); undefined r̂ last."
+    "Forget-sample indices by decreasing k_m / k_a of `method` at `tau` (k_m / 0 first, as +∞; then by k_m − k_a); 0 / 0 last."
     r = study.rk[check_attack(study, attack)][_check_method(study, attack, method)]; i = nearest_index(r.taus, tau)
-    rh, gap = study.rhat[attack][method][i], (r.k_unlearned[i] - r.k_retrained[i]).numpy()
-    return sorted(range(r.n), key=lambda j: (np.isnan(rh[j]), -np.nan_to_num(rh[j]), -gap[j], j))
+    km, ka = r.k_unlearned[i].double().numpy(), r.k_retrained[i].double().numpy()
+    with np.errstate(divide='ignore', invalid='ignore'): q = km / ka   # +inf where k_a = 0 < k_m, nan where both are 0
+    return sorted(range(r.n), key=lambda j: (np.isnan(q[j]), -np.nan_to_num(q[j], posinf=np.inf), -(km[j] - ka[j]), j))
 
 def _check_method(study, attack, method):
     if method not in study.rk[attack]: raise ValueError(f"no results for {method!r} under {attack!r}; the study has {study.methods(attack)}")
     return method
+
+def rhat_text(k_m:int, k_a:int, r_hat:float) -> str:
+    "How the viewer writes one sample's r̂: a number, or 'undefined (k_a = 0)' when the retrained model is never right on its draws."
+    return 'undefined (k_a = 0)' if k_a == 0 or _undef(r_hat) else f"{r_hat:.2f}"
 
 # %% ../nbs/14_explore.ipynb #119b4834
 @torch.no_grad()
@@ -319,21 +379,22 @@ def _annotate(fig, p:dict):
     caps.append(dict(x=sum(dom(0)) / 2, y=fig.layout[f"yaxis{n + 2}"].domain[1] / 2, xref='paper', yref='paper', showarrow=False, font=dict(size=10),
                      xanchor='center', text=f"draw − clean,<br>× {p['factor']:.3g}<br>(grey = 0)"))
     fig.layout.annotations = caps
-    fig.layout.title.text = (f"forget sample {p['j']} (label {_name(p, p['y'])}), {p['attack']} τ = {p['tau']:.3g}: r̂ = {p['r_hat']:.2f}<br>"
+    fig.layout.title.text = (f"forget sample {p['j']} (label {_name(p, p['y'])}), {p['attack']} τ = {p['tau']:.3g}: r̂ = {rhat_text(p['k_m'], p['k_a'], p['r_hat'])}<br>"
                              f"<sup>over all {p['c']} draws, {p['method']} (m) is right on {p['k_m']}, retrain (a) on {p['k_a']}; "
                              f"under each image: label (confidence)</sup>")
 
 # %% ../nbs/14_explore.ipynb #8fa19702
 def sample_options(study:Study, attack:str, method:str, tau:float) -> list:
-    "Dropdown options `(label, index)` of the forget samples, the most telling (largest r̂) first."
+    "Dropdown options `(label, index)` of the forget samples, the most telling (largest r̂) first, labelled 'r̂ (k_m/k_a)'."
     r = study.rk[attack][method]; i = nearest_index(r.taus, tau)
-    return [(f"#{j}: r̂ = {study.rhat[attack][method][i, j]:.2f} ({int(r.k_unlearned[i, j])}/{int(r.k_retrained[i, j])})", j) for j in sample_order(study, attack, method, tau)]
+    km, ka, rh = r.k_unlearned[i].tolist(), r.k_retrained[i].tolist(), study.rhat[attack][method][i]
+    return [(f"#{j}: r̂ = {rhat_text(km[j], ka[j], rh[j])} ({km[j]}/{ka[j]})", j) for j in sample_order(study, attack, method, tau)]
 
 def sample_viewer(study:Study, attack:str=None, method:str=None, tau:float=None, n:int=6):
     "An ipywidgets VBox: attack, method, τ and forget-sample selectors above the `panel_figure` of that sample."
     import ipywidgets as W, plotly.graph_objects as go
     attack = check_attack(study, attack or study.attacks[0])
-    method = method or next((m for m in study.methods(attack) if m not in ('original', 'retrain')), study.methods(attack)[0])
+    method = method or next((m for m in study.methods(attack) if m != 'original' and not study.is_reference(m)), study.methods(attack)[0])
     taus = study.taus(attack); tau = taus[nearest_index(taus, study.tau_main if tau is None and study.tau_main is not None else (tau or 0.0))]
     s_att = W.Dropdown(options=study.attacks, value=attack, description='attack')
     s_met = W.Dropdown(options=study.methods(attack), value=method, description='method')

@@ -282,14 +282,15 @@ def method_style(name:str) -> dict:
     colour = METHOD_COLOURS.get(name) or '#%06x' % (_stable_hash('c' + name) % 0xdddddd)
     return dict(color=colour, dash='dash' if name in REFERENCE_ROWS else 'solid', symbol=_SYMBOLS[k % len(_SYMBOLS)], reference=name in REFERENCE_ROWS)
 
-def robust_range(values, q:float=2.0, pad:float=0.06) -> tuple:
-    "`(lo, hi, clipped)`: a y-range covering 1 and the `q`–`100-q` percentile of the finite `values`, padded; `clipped`: points left outside."
+def robust_range(values, k:float=3.0, pad:float=0.06) -> tuple:
+    "`(lo, hi, clipped)`: a y-range covering 1 and every finite value except far outliers (beyond `k` interquartile ranges of the quartiles), padded."
     v = np.asarray([x for x in np.ravel(np.asarray(values, dtype=float)) if np.isfinite(x)])
     if not len(v): return 0.0, 2.0, 0
-    lo, hi = min(np.percentile(v, q), 1.0), max(np.percentile(v, 100 - q), 1.0)
-    if len(v) < 20: lo, hi = min(v.min(), 1.0), max(v.max(), 1.0)  # too few points for percentiles to mean anything
+    q1, q3 = np.percentile(v, [25, 75]); iqr = (q3 - q1) or 0.1 * max(abs(q3), 1e-3)
+    inside = v[(v >= q1 - k * iqr) & (v <= q3 + k * iqr)]
+    lo, hi = min(inside.min(), 1.0), max(inside.max(), 1.0)
     p = pad * (hi - lo or 1.0)
-    return float(lo - p), float(hi + p), int(((v < lo - p) | (v > hi + p)).sum())
+    return float(lo - p), float(hi + p), int(len(v) - len(inside))
 
 # %% ../nbs/10_run.ipynb #258c9229
 def _band(go, x, ci, style, name):
