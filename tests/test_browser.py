@@ -1,6 +1,6 @@
 """The explorers in a real browser: JupyterLab on loopback, headless Chromium driven by Playwright.
 
-Runs every cell of `nbs/14_explore.ipynb` (a copy), moves the τ slider of the last τ sweep with the keyboard and checks that
+Runs every cell of `nbs/15_explore.ipynb` (a copy), moves the τ slider of the last τ sweep with the keyboard and checks that
 the chart and the labels follow. Leaves a screenshot and the measured update times in `tests/artifacts/`.
 Needs Chromium (Debian's `chromium` package, or `$RURK_CHROMIUM`) and the Python `playwright` package; `.ci/run` installs both.
 """
@@ -62,7 +62,7 @@ def text(loc) -> str: return (loc.text_content() or "").strip()
 def test_explore_widgets_in_jupyterlab(tmp_path):
     from playwright.sync_api import sync_playwright
     assert Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM}: apt-get install chromium (or set RURK_CHROMIUM)"
-    nb = json.loads((ROOT/'nbs'/'14_explore.ipynb').read_text())  # a copy, with the kernel to start (nbdev_clean strips it)
+    nb = json.loads((ROOT/'nbs'/'15_explore.ipynb').read_text())  # a copy, with the kernel to start (nbdev_clean strips it)
     nb['metadata']['kernelspec'] = dict(name='python3', display_name='Python 3 (ipykernel)', language='python')
     (tmp_path/NOTEBOOK).write_text(json.dumps(nb))
     ARTIFACTS.mkdir(exist_ok=True)
