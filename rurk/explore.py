@@ -8,15 +8,18 @@ import html, json, math, time, numpy as np, torch, torch.nn as nn
 from dataclasses import dataclass, field
 from pathlib import Path
 from torch import Tensor
-from .residual import RKResult, residual_knowledge, sample_draws, nearest_index
+from .residual import RKResult, residual_knowledge, sample_draws, nearest_index, check_rk_inputs, BLOCK
+from .perturb import get_perturbation
 from .models import param_device
 from .run import load_run_model, load_forget_set, forget_path, method_style, robust_range, REFERENCE_ROWS
+from .theory import labelled_box
 
 # %% auto #0
 __all__ = ['R_EDGES', 'R_LABELS', 'STAT_KEYS', 'METRIC_KEYS', 'COLUMNS', 'AT_TAU', 'rhat_hist', 'Study', 'check_attack',
-           'check_study', 'study_from_results', 'load_study', 'make_study', 'sweep_row', 'sweep_state', 'metrics_html',
-           'draw_sweep', 'update_sweep', 'tau_sweep', 'Quiet', 'sample_order', 'rhat_text', 'predictions', 'amplify',
-           'sample_panel', 'panel_figure', 'sample_options', 'sample_viewer', 'as_study', 'explore']
+           'check_study', 'study_from_results', 'run_name', 'load_study', 'make_study', 'sweep_row', 'sweep_state',
+           'metrics_html', 'draw_sweep', 'update_sweep', 'tau_sweep', 'Quiet', 'sample_order', 'rhat_text',
+           'predictions', 'amplify', 'sample_panel', 'panel_figure', 'sample_options', 'sample_viewer', 'as_study',
+           'explore']
 
 # %% ../nbs/15_explore.ipynb #90ee3498
 R_EDGES = np.array([0, 0.25, 0.5, 0.75, 0.95, 1.05, 1.25, 1.5, 2, 3, 5, np.inf])  # bins of per-sample r̂
@@ -104,21 +107,27 @@ def study_from_results(res:dict, # results of `run_experiment`, or a `results.js
     if out is not None and forget_path(out, seed).exists():
         fs = load_forget_set(out, seed); forget, classes = (fs['x'], fs['y']), fs['classes'] or None
         models = {n: (lambda n=n: load_run_model(out, n, seed)) for n, d in ms.items() if 'model' in d}
-    return Study({res['config']['attack']: rk}, metrics, models, forget, classes, res.get('tau_main'), f"{out or 'results'}, seed {seed}", ref)
+    return Study({res['config']['attack']: rk}, metrics, models, forget, classes, res.get('tau_main'), run_name(res['config'], [res['config']['attack']], seed), ref)
+
+def run_name(config:dict, attacks:list, seed) -> str:
+    "How the explorers name a run: dataset, attack(s) and seed (no paths), e.g. 'digits, gaussian + fgsm_targeted, seed 0'."
+    return f"{config.get('dataset', 'digits')}, {' + '.join(attacks)}, seed {seed}"
 
 def load_study(*folders, # `rurk-run` output folders, one per attack
                seed=None # which seed (default: each run's first)
               ) -> Study:
     "A `Study` from `rurk-run` output folders: their results, and the first folder's models and forget set."
     if not folders: raise ValueError("give at least one rurk-run output folder")
-    studies = [study_from_results(_read_results(f), seed, f) for f in folders]
+    results = [_read_results(f) for f in folders]
+    studies = [study_from_results(r, seed, f) for r, f in zip(results, folders)]
     s0, rk = studies[0], {}
     for f, s in zip(folders, studies):
         (a, d), = s.rk.items()
         if a in rk: raise ValueError(f"{f} measures attack {a!r} again: give one folder per attack")
         rk[a] = d
     ref = tuple(dict.fromkeys(n for s in studies for n in s.reference))
-    return Study(rk, s0.metrics, s0.models, s0.forget, s0.classes, s0.tau_main, ', '.join(map(str, folders)), ref)
+    c0 = results[0]['config']
+    return Study(rk, s0.metrics, s0.models, s0.forget, s0.classes, s0.tau_main, run_name(c0, list(rk), c0['seeds'][0] if seed is None else seed), ref)
 
 def _read_results(folder) -> dict:
     p = Path(folder)/'results.json'
@@ -142,6 +151,10 @@ def make_study(models:dict,          # {method name: unlearned model}
     bad = [n for n in REFERENCE_ROWS if n in models]
     if bad: raise ValueError(f"{bad[0]!r} is a reference's name: pass the retrained models as `retrained` and `retrained_2`")
     ms = {**models, 'retrain': retrained, **({'retrain_2': retrained_2} if retrained_2 is not None else {})}
+    attacks = [attacks] if isinstance(attacks, str) else list(attacks)
+    if not attacks: raise ValueError("attacks is empty: give at least one perturbation family")
+    for a in attacks: get_perturbation(a)
+    for n, m in ms.items(): check_rk_inputs(m, retrained, *forget, taus, c, BLOCK, zero)  # every input checked before any draw
     rk = {a: {n: residual_knowledge(m, retrained, *forget, taus, a, c, seed, zero=zero) for n, m in ms.items()} for a in attacks}
     return Study(rk, dict(metrics or {}), ms, forget, classes, tau_main, 'in memory', tuple(n for n in ms if n in REFERENCE_ROWS))
 
@@ -261,9 +274,10 @@ def tau_sweep(study:Study, # what to explore (`load_study`, `study_from_results`
     s_tau = W.SelectionSlider(options=_tau_options(taus), value=taus[nearest_index(taus, tau)], description='τ', continuous_update=True, layout=W.Layout(width='420px'))
     s_att = W.Dropdown(options=study.attacks, value=attack, description='attack')
     s_met = W.SelectMultiple(options=study.methods(attack), value=methods, description='methods', rows=min(6, len(study.methods(attack))))
-    table, box, busy = W.HTML(), W.VBox(), Quiet()
+    table, box, busy = W.HTML(), labelled_box([], '[τ sweep: τ slider, attack and methods; a live widget, run the notebook to use it]'), Quiet()
     box.timings, box.controls, box.table = [], dict(tau=s_tau, attack=s_att, methods=s_met), table
     def state(): return sweep_state(study, s_att.value, list(s_met.value), s_tau.value)
+    box.state = state  # what the widget shows now (`sweep_state`)
     def redraw(_=None):
         if busy: return
         box.figs = draw_sweep(state(), go.FigureWidget)
@@ -400,7 +414,7 @@ def sample_viewer(study:Study, attack:str=None, method:str=None, tau:float=None,
     s_met = W.Dropdown(options=study.methods(attack), value=method, description='method')
     s_tau = W.SelectionSlider(options=_tau_options(taus), value=tau, description='τ', continuous_update=False)
     s_smp = W.Dropdown(options=sample_options(study, attack, method, tau), description='sample', layout=W.Layout(width='320px'))
-    box, busy = W.VBox(), Quiet(); box.controls = dict(attack=s_att, method=s_met, tau=s_tau, sample=s_smp)
+    box, busy = labelled_box([], '[perturbed-sample viewer: attack, method, τ, sample; a live widget, run the notebook to use it]'), Quiet(); box.controls = dict(attack=s_att, method=s_met, tau=s_tau, sample=s_smp)
     def show(_=None):
         if busy: return
         box.panel = sample_panel(study, s_att.value, s_met.value, s_smp.value, s_tau.value, n)
@@ -433,6 +447,8 @@ def explore(source, seed=None):
     "The τ sweep and, when the models are there, the perturbed-sample viewer, for `source` (see `as_study`)."
     import ipywidgets as W
     s = as_study(source, seed)
-    parts = [W.HTML(f'<h3>τ sweep</h3><p>{html.escape(s.source)}</p>'), tau_sweep(s)]
-    if s.models and s.forget is not None: parts += [W.HTML('<h3>Perturbed forget samples</h3>'), sample_viewer(s)]
-    return W.VBox(parts)
+    sweep = tau_sweep(s); parts = [W.HTML(f'<h3>τ sweep</h3><p>{html.escape(s.source)}</p>'), sweep]
+    viewer = sample_viewer(s) if s.models and s.forget is not None else None
+    if viewer is not None: parts += [W.HTML('<h3>Perturbed forget samples</h3>'), viewer]
+    box = labelled_box(parts, f'[explorer of {s.source}: a live widget, run the notebook to use it]'); box.study, box.sweep, box.viewer = s, sweep, viewer
+    return box

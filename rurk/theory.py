@@ -13,13 +13,13 @@ from .train import fit, predict, seed_everything
 from .unlearn import unlearn
 
 # %% auto #0
-__all__ = ['METRICS', 'expansion_height', 'cap_measure', 'half_sphere_expansion', 'log_cap_tail', 'sphere_coords',
-           'mc_half_sphere_expansion', 'log_bound_tail', 'isoperimetric_bound', 'cap_curves', 'cap_figure_data',
-           'sphere_tau', 'rms_from_stats', 'cap_explorer', 'check_pmfs', 'indist_delta', 'is_indistinguishable',
-           'ratio_outside', 'lemma_a1', 'tight_max_delta', 'tight_pair', 'random_pairs', 'lemma_figure_data',
-           'lemma_explorer', 'linear_disagreement_distance', 'reach_probability', 'reach_lower_bound', 'reach_mc',
-           'reach_figure_data', 'reach_explorer', 'iris_scenario', 'iris_toy', 'principal_directions',
-           'disagreement_slice', 'slice_distance']
+__all__ = ['METRICS', 'EXPLORER_WIDTH', 'expansion_height', 'cap_measure', 'half_sphere_expansion', 'log_cap_tail',
+           'sphere_coords', 'mc_half_sphere_expansion', 'log_bound_tail', 'isoperimetric_bound', 'cap_curves',
+           'cap_figure_data', 'sphere_tau', 'rms_from_stats', 'labelled_box', 'cap_explorer', 'check_pmfs',
+           'indist_delta', 'is_indistinguishable', 'ratio_outside', 'lemma_a1', 'tight_max_delta', 'tight_pair',
+           'random_pairs', 'lemma_figure_data', 'lemma_explorer', 'linear_disagreement_distance', 'reach_probability',
+           'reach_lower_bound', 'reach_mc', 'reach_figure_data', 'reach_explorer', 'iris_scenario', 'iris_toy',
+           'principal_directions', 'disagreement_slice', 'slice_distance']
 
 # %% ../nbs/14_theory.ipynb #3403f4cc
 METRICS = ('geodesic', 'chordal', 'halfspace')
@@ -159,18 +159,39 @@ def _cap_traces(go, data):
     out = []
     for key, ax in (('by_tau', 1), ('by_d', 2)):
         c = data[key]; x = c['tau'] if key == 'by_tau' else c['d']; xa, ya = (f'x{ax}', f'y{ax}') if ax > 1 else ('x', 'y')
-        out += [go.Scatter(x=x, y=c['exact'], name='exact', line=dict(color='black'), xaxis=xa, yaxis=ya, showlegend=ax == 1),
+        out += [go.Scatter(x=x, y=c['exact'], mode='lines', name='exact', line=dict(color='black'), xaxis=xa, yaxis=ya, showlegend=ax == 1),
                 go.Scatter(x=x, y=c['mc'], error_y=dict(array=2 * c['se']), mode='markers', name='Monte Carlo ±2 s.e.', marker=dict(color='royalblue'), xaxis=xa, yaxis=ya, showlegend=ax == 1),
-                go.Scatter(x=x, y=c['bound'], name='isoperimetric bound', line=dict(color='red', dash='dash'), xaxis=xa, yaxis=ya, showlegend=ax == 1)]
+                go.Scatter(x=x, y=c['bound'], mode='lines', name='isoperimetric bound', line=dict(color='red', dash='dash'), xaxis=xa, yaxis=ya, showlegend=ax == 1)]
     return out
 
-def cap_explorer(d:int=3072, tau:float=0.05, metric:str='geodesic', n:int=20_000, seed:int=0):
-    "An ipywidgets VBox: sliders for d, τ and the metric above a plotly FigureWidget of the exact, Monte Carlo and bound curves."
-    import ipywidgets as W, plotly.graph_objects as go
+EXPLORER_WIDTH = 1000  # px: the theory explorers' figures (two panels, titles and legend need about this much)
+
+def labelled_box(children:list, label:str):
+    "An ipywidgets VBox whose plain-text form, what a notebook shows where the widget cannot run (GitHub, no kernel), is `label` rather than `VBox(children=...)`."
+    import ipywidgets as W
+    global _LabelledBox
+    if _LabelledBox is None:
+        class LabelledBox(W.VBox):
+            def __repr__(self): return self.label
+        _LabelledBox = LabelledBox
+    box = _LabelledBox(children); box.label = label
+    return box
+_LabelledBox = None
+
+def _explorer_figure(go, titles:tuple, width:int, **layout):
+    "An empty plotly FigureWidget of two side-by-side panels with their titles, in the explorers' common layout (legend below)."
     from plotly.subplots import make_subplots
-    fig = go.FigureWidget(make_subplots(1, 2, subplot_titles=('against τ at d', 'against d at τ')))
+    fig = go.FigureWidget(make_subplots(1, 2, subplot_titles=titles, horizontal_spacing=0.1))
+    fig.update_layout(width=width, height=420, margin=dict(t=60, b=40, l=70, r=20), template='plotly_white',
+                      legend=dict(orientation='h', x=0, y=-0.2, yanchor='top'), **layout)
+    return fig
+
+def cap_explorer(d:int=3072, tau:float=0.05, metric:str='geodesic', n:int=20_000, seed:int=0, width:int=EXPLORER_WIDTH):
+    "An ipywidgets VBox: sliders for d, τ and the metric above a plotly FigureWidget (`width` px wide) of the exact, Monte Carlo and bound curves."
+    import ipywidgets as W, plotly.graph_objects as go
+    fig = _explorer_figure(go, ('against τ at d', 'against d at τ'), width, xaxis_title='τ', xaxis2=dict(type='log', title='d', exponentformat='none', separatethousands=True),
+                           yaxis=dict(title='μ(H_τ), share of the sphere', tickformat='.0%'), yaxis2=dict(tickformat='.0%'))
     fig.add_traces(_cap_traces(go, cap_figure_data(d, tau, metric, n, seed)))
-    fig.update_layout(height=360, margin=dict(t=40, b=40), template='plotly_white', yaxis_title='μ(H_τ)', xaxis_title='τ', xaxis2=dict(type='log', title='d'))
     sd = W.FloatLogSlider(value=d, base=10, min=math.log10(2), max=math.log10(150_528), step=0.01, description='d', readout_format='.0f', continuous_update=False)
     st = W.FloatSlider(value=tau, min=0, max=1.5, step=0.005, description='τ', readout_format='.3f', continuous_update=False)
     sm = W.Dropdown(options=METRICS, value=metric, description='metric')
@@ -181,7 +202,7 @@ def cap_explorer(d:int=3072, tau:float=0.05, metric:str='geodesic', n:int=20_000
             fig.layout.annotations[0].text = f'against τ at d = {round(sd.value):,}'; fig.layout.annotations[1].text = f'against d at τ = {st.value:.3f}'
     for s in (sd, st, sm): s.observe(update, 'value')
     update()
-    box = W.VBox([W.HBox([sd, st, sm]), fig]); box.fig, box.controls = fig, dict(d=sd, tau=st, metric=sm)
+    box = labelled_box([W.HBox([sd, st, sm]), fig], '[cap explorer: sliders d, τ, metric; a live widget, run the notebook to use it]'); box.fig, box.controls = fig, dict(d=sd, tau=st, metric=sm)
     return box
 
 # %% ../nbs/14_theory.ipynb #2279ebb5
@@ -256,17 +277,18 @@ def lemma_figure_data(eps:float=0.5, delta:float=0.05, n_pairs:int=400, seed:int
     return dict(eps=eps, delta=delta, delta_max=dmax, pairs_delta=r['delta'], pairs_mass=np.maximum(r['mass_p'], r['mass_q']),
                 grid=grid, bound=2 * grid / -math.expm1(-eps), tight_mass=np.array(tight), p=pt, q=qt, outside=ratio_outside(pt, qt, eps))
 
-def lemma_explorer(eps:float=0.5, delta:float=0.05, n_pairs:int=400, seed:int=0):
-    "An ipywidgets VBox: sliders for ε and δ above a plotly FigureWidget of Lemma A.1 (masses against the bound; the tight pair)."
+def lemma_explorer(eps:float=0.5, delta:float=0.05, n_pairs:int=400, seed:int=0, width:int=EXPLORER_WIDTH):
+    "An ipywidgets VBox: sliders for ε and δ above a plotly FigureWidget (`width` px wide) of Lemma A.1 (masses against the bound; the tight pair)."
     import ipywidgets as W, plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-    fig = go.FigureWidget(make_subplots(1, 2, subplot_titles=('mass outside the e^±2ε band', 'the tight pair')))
+    pct = dict(tickformat='.2~p')  # probabilities as percentages (0.0001% … 100%, two significant digits), on log axes too
+    fig = _explorer_figure(go, ('mass outside the e<sup>±2ε</sup> band, against δ', 'the tight pair'), width, barmode='group',
+                           xaxis=dict(type='log', title='δ', **pct), yaxis=dict(type='log', title='probability (mass outside the band)', **pct),
+                           xaxis2=dict(title='outcome'), yaxis2=dict(title='probability', tickformat='.0%'))
     fig.add_traces([go.Scatter(mode='markers', name='random pairs', marker=dict(size=4, color='grey')),
-                    go.Scatter(name='bound 2δ/(1−e^−ε)', line=dict(color='red', dash='dash')),
-                    go.Scatter(name='tight pair family', line=dict(color='black')),
+                    go.Scatter(mode='lines', name='bound 2δ/(1 − e<sup>−ε</sup>)', line=dict(color='red', dash='dash')),
+                    go.Scatter(mode='lines', name='tight pair family', line=dict(color='black')),
                     go.Scatter(mode='markers', name='tight pair at δ', marker=dict(size=11, color='orange', symbol='star')),
                     go.Bar(name='p', xaxis='x2', yaxis='y2', marker_color='royalblue'), go.Bar(name='q', xaxis='x2', yaxis='y2', marker_color='seagreen')])
-    fig.update_layout(height=360, margin=dict(t=40, b=40), template='plotly_white', xaxis=dict(type='log', title='δ'), yaxis=dict(type='log', title='probability'), barmode='group')
     se = W.FloatSlider(value=eps, min=0.01, max=3, step=0.01, description='ε', continuous_update=False)
     sdl = W.FloatLogSlider(value=delta, base=10, min=-4, max=-0.3, step=0.05, description='δ', readout_format='.4f', continuous_update=False)
     def update(_=None):
@@ -277,10 +299,13 @@ def lemma_explorer(eps:float=0.5, delta:float=0.05, n_pairs:int=400, seed:int=0)
             fig.data[1].x, fig.data[1].y = c['grid'], c['bound']; fig.data[2].x, fig.data[2].y = c['grid'], c['tight_mass']
             fig.data[3].x, fig.data[3].y = [c['delta']], [float(lemma_a1(c['p'], c['q'], c['eps'])['mass_p'])]
             fig.data[4].x, fig.data[4].y, fig.data[5].x, fig.data[5].y = lab, c['p'], lab, c['q']
-            fig.layout.annotations[1].text = f"the tight pair at ε = {c['eps']:.2f}, δ = {c['delta']:.4f} (δ ≤ {c['delta_max']:.3f})"
+            lo = min(c['pairs_mass'][c['pairs_mass'] > 0].min(initial=1), c['tight_mass'].min(), c['bound'].min())
+            fig.layout.yaxis.range = [math.log10(lo) - 0.15, 0.05]   # a probability: the axis stops at 100%
+            fig.layout.annotations[0].text = f"mass outside the e<sup>±2ε</sup> band at ε = {c['eps']:.2f}, against δ"
+            fig.layout.annotations[1].text = f"the tight pair at ε = {c['eps']:.2f}, δ = {c['delta']:.2%} (at most {c['delta_max']:.1%})"
     for s in (se, sdl): s.observe(update, 'value')
     update()
-    box = W.VBox([W.HBox([se, sdl]), fig]); box.fig, box.controls = fig, dict(eps=se, delta=sdl)
+    box = labelled_box([W.HBox([se, sdl]), fig], '[Lemma A.1 explorer: sliders ε, δ; a live widget, run the notebook to use it]'); box.fig, box.controls = fig, dict(eps=se, delta=sdl)
     return box
 
 # %% ../nbs/14_theory.ipynb #a39ae940
@@ -348,18 +373,17 @@ def reach_figure_data(d:int=3072, tau:float=0.05, alpha:float=0.1, n:int=5_000, 
     return dict(d=d, tau=tau, alpha=alpha, by_d=curves(ds, np.full(len(ds), tau)), by_tau=curves(np.full(len(ts), d), ts))
 
 # %% ../nbs/14_theory.ipynb #b09d6a08
-def reach_explorer(d:int=3072, tau:float=0.05, alpha:float=0.1, n:int=3_000, k:int=50, seed:int=0):
-    "An ipywidgets VBox: sliders for d, τ and α above a plotly FigureWidget of the reach probability (exact, worst case, random probing, bound)."
+def reach_explorer(d:int=3072, tau:float=0.05, alpha:float=0.1, n:int=3_000, k:int=50, seed:int=0, width:int=EXPLORER_WIDTH):
+    "An ipywidgets VBox: sliders for d, τ and α above a plotly FigureWidget (`width` px wide) of the reach probability (exact, worst case, random probing, bound)."
     import ipywidgets as W, plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-    fig = go.FigureWidget(make_subplots(1, 2, subplot_titles=('against d', 'against τ')))
+    fig = _explorer_figure(go, ('against d', 'against τ'), width, xaxis=dict(type='log', title='d', exponentformat='none', separatethousands=True), xaxis2=dict(title='τ'),
+                           yaxis=dict(title='Pr[B(x, τ) reaches D]', range=[0, 1.02], tickformat='.0%'), yaxis2=dict(range=[0, 1.02], tickformat='.0%'))
     for ax in (1, 2):
         xa, ya = ('x', 'y') if ax == 1 else ('x2', 'y2')
-        fig.add_traces([go.Scatter(name='exact (worst case)', line=dict(color='black'), xaxis=xa, yaxis=ya, showlegend=ax == 1),
+        fig.add_traces([go.Scatter(name='exact (worst case)', mode='lines', line=dict(color='black'), xaxis=xa, yaxis=ya, showlegend=ax == 1),
                         go.Scatter(name='worst case, MC', mode='markers', marker=dict(color='royalblue'), xaxis=xa, yaxis=ya, showlegend=ax == 1),
                         go.Scatter(name=f'{k} random probes, MC', mode='lines+markers', line=dict(color='darkorange'), xaxis=xa, yaxis=ya, showlegend=ax == 1),
-                        go.Scatter(name="Proposition 2's bound", line=dict(color='red', dash='dash'), xaxis=xa, yaxis=ya, showlegend=ax == 1)])
-    fig.update_layout(height=360, margin=dict(t=40, b=40), template='plotly_white', xaxis=dict(type='log', title='d'), xaxis2=dict(title='τ'), yaxis=dict(title='Pr[B(x, τ) reaches D]', range=[0, 1.02]), yaxis2=dict(range=[0, 1.02]))
+                        go.Scatter(name="Proposition 2's bound", mode='lines', line=dict(color='red', dash='dash'), xaxis=xa, yaxis=ya, showlegend=ax == 1)])
     sd = W.FloatLogSlider(value=d, base=10, min=math.log10(2), max=math.log10(150_528), step=0.01, description='d', readout_format='.0f', continuous_update=False)
     st = W.FloatSlider(value=tau, min=0.001, max=0.5, step=0.001, description='τ', readout_format='.3f', continuous_update=False)
     sa = W.FloatSlider(value=alpha, min=0.01, max=math.pi, step=0.01, description='α', continuous_update=False)
@@ -374,7 +398,7 @@ def reach_explorer(d:int=3072, tau:float=0.05, alpha:float=0.1, n:int=3_000, k:i
             fig.layout.annotations[0].text = f'against d at τ = {st.value:.3f}, α = {sa.value:.2f}'; fig.layout.annotations[1].text = f'against τ at d = {round(sd.value):,}'
     for s in (sd, st, sa): s.observe(update, 'value')
     update()
-    box = W.VBox([W.HBox([sd, st, sa]), fig]); box.fig, box.controls = fig, dict(d=sd, tau=st, alpha=sa)
+    box = labelled_box([W.HBox([sd, st, sa]), fig], '[reach explorer: sliders d, τ, α; a live widget, run the notebook to use it]'); box.fig, box.controls = fig, dict(d=sd, tau=st, alpha=sa)
     return box
 
 # %% ../nbs/14_theory.ipynb #d3e09f4c

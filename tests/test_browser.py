@@ -1,18 +1,22 @@
 """The explorers in a real browser: JupyterLab on loopback, headless Chromium driven by Playwright.
 
-Runs every cell of `nbs/15_explore.ipynb` (a copy), moves the τ slider of the last τ sweep with the keyboard and checks that
-the chart and the labels follow. Leaves a screenshot and the measured update times in `tests/artifacts/`.
+Opens copies of `nbs/15_explore.ipynb` and `nbs/14_theory.ipynb` as committed (their kernelspec starts the kernel: no
+"Select Kernel" dialog), runs every cell, then
+- in 15_explore moves the τ slider of the last cell's τ sweep with the keyboard and checks that the chart and the labels follow;
+- in 14_theory moves one slider of each theory explorer and checks that its figure changed.
+Leaves screenshots and the measured update times in `tests/artifacts/`.
 Needs Chromium (Debian's `chromium` package, or `$RURK_CHROMIUM`) and the Python `playwright` package; `.ci/run` installs both.
 """
 import json, os, secrets, shutil, signal, socket, subprocess, sys, time, urllib.request
 from pathlib import Path
+import pytest
 from conftest import ROOT
 
 ARTIFACTS = ROOT/'tests'/'artifacts'
 CHROMIUM = os.environ.get('RURK_CHROMIUM') or shutil.which('chromium') or '/usr/bin/chromium'
 CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
                  '--disable-component-update', '--disable-sync', '--no-first-run']
-NOTEBOOK = 'explore.ipynb'
+NOTEBOOKS = {'explore.ipynb': '15_explore.ipynb', 'theory.ipynb': '14_theory.ipynb'}
 
 
 def free_port() -> int:
@@ -31,14 +35,14 @@ def wait_ready(url: str, proc, timeout: float = 60):
     raise TimeoutError(f"JupyterLab did not answer at {url} within {timeout} s")
 
 
-def start_lab(root: Path):
+def start_lab(root: Path, extra_env: dict = None):
     "Start JupyterLab serving `root` on a free loopback port with a random token; settings and runtime files kept under `root`."
     port, token = free_port(), secrets.token_hex(16)
     settings = root/'.lab-settings'/'@jupyterlab'/'apputils-extension'
     settings.mkdir(parents=True)
     (settings/'notification.jupyterlab-settings').write_text(json.dumps({'fetchNews': 'false', 'checkForUpdates': False}))
     env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(root/'.lab-settings'), JUPYTERLAB_WORKSPACES_DIR=str(root/'.lab-workspaces'),
-               JUPYTER_RUNTIME_DIR=str(root/'.runtime'))
+               JUPYTER_RUNTIME_DIR=str(root/'.runtime'), **(extra_env or {}))
     log = open(root/'jupyterlab.log', 'w')
     proc = subprocess.Popen([sys.executable, '-m', 'jupyterlab', '--ip=127.0.0.1', f'--port={port}', '--no-browser', '--allow-root',
                              f'--ServerApp.token={token}', f'--ServerApp.root_dir={root}'], stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -59,25 +63,57 @@ def stop_lab(proc):
 def text(loc) -> str: return (loc.text_content() or "").strip()
 
 
-def test_explore_widgets_in_jupyterlab(tmp_path):
+@pytest.fixture(scope='module')
+def lab(tmp_path_factory, cache_dir):
+    "JupyterLab serving copies of the committed notebooks (kernelspec as committed), and a headless Chromium; stopped afterwards."
     from playwright.sync_api import sync_playwright
     assert Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM}: apt-get install chromium (or set RURK_CHROMIUM)"
-    nb = json.loads((ROOT/'nbs'/'15_explore.ipynb').read_text())  # a copy, with the kernel to start (nbdev_clean strips it)
-    nb['metadata']['kernelspec'] = dict(name='python3', display_name='Python 3 (ipykernel)', language='python')
-    (tmp_path/NOTEBOOK).write_text(json.dumps(nb))
+    root = tmp_path_factory.mktemp('lab')
+    for copy, src in NOTEBOOKS.items(): shutil.copyfile(ROOT/'nbs'/src, root/copy)
     ARTIFACTS.mkdir(exist_ok=True)
-    proc, base, token = start_lab(tmp_path)
+    proc, base, token = start_lab(root, dict(RURK_CACHE=str(cache_dir)))
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={'width': 1500, 'height': 1100})
-            try: before, after, times = drive(page, base, token)
-            except Exception:
-                page.screenshot(path=str(ARTIFACTS/'explore_failure.png')); raise
+            try: yield dict(browser=browser, base=base, token=token)
             finally: browser.close()
     finally:
         stop_lab(proc)
     assert proc.poll() is not None, "JupyterLab is still running"
+
+
+def test_committed_notebooks_have_a_kernelspec():
+    "Every notebook in nbs/ names its kernel (nbdev_clean keeps it), so JupyterLab starts it without asking."
+    for nb in sorted((ROOT/'nbs').glob('*.ipynb')):
+        ks = json.loads(nb.read_text())['metadata'].get('kernelspec', {})
+        assert ks.get('name') == 'python3' and ks.get('language') == 'python', f"{nb.name}: kernelspec {ks!r}"
+
+
+def open_and_run_all(page, base, token, notebook, shot):
+    "Open `notebook`, check that no dialog asks for a kernel, run all cells, wait until the kernel is idle with no traceback."
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    page.goto(f'{base}/lab/tree/{notebook}?token={token}&reset')
+    page.wait_for_selector('.jp-Notebook .jp-CodeCell', timeout=90_000)
+    try:   # the committed kernelspec names the kernel: JupyterLab must start it without a "Select Kernel" dialog
+        page.wait_for_selector('.jp-Dialog', timeout=5_000)
+        page.screenshot(path=str(ARTIFACTS/f'{shot}_dialog.png')); raise AssertionError(f"{notebook}: a dialog opened: {text(page.locator('.jp-Dialog'))[:300]}")
+    except PlaywrightTimeout: pass
+    page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=90_000)
+    page.click('.lm-MenuBar-itemLabel:text-is("Run")')
+    page.click("li[data-command='runmenu:run-all']")
+
+
+def check_no_traceback(page):
+    errors = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]:has-text("Traceback")')
+    assert errors.count() == 0, f"a cell failed: {errors.first.inner_text()[:2000]}"
+
+
+def test_explore_widgets_in_jupyterlab(lab):
+    page = lab['browser'].new_page(viewport={'width': 1500, 'height': 1100})
+    try: before, after, times = drive_explore(page, lab['base'], lab['token'])
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS/'explore_failure.png')); raise
+    finally: page.close()
     report = dict(before={k: v for k, v in before.items() if k != 'bars'}, after={k: v for k, v in after.items() if k != 'bars'},
                   update_ms=[round(t, 1) for t in times], median_update_ms=round(sorted(times)[len(times) // 2], 1))
     (ARTIFACTS/'explore_timings.json').write_text(json.dumps(report, indent=1, ensure_ascii=False))
@@ -85,29 +121,22 @@ def test_explore_widgets_in_jupyterlab(tmp_path):
     for k in ('readout', 'title', 'hist', 'table', 'bars'): assert before[k] != after[k], f"{k} did not change when τ moved: {before[k]!r}"
     assert after['readout'] in after['title'] and after['readout'] in after['hist'], (after['readout'], after['title'])
     assert f"r_τ@{after['readout']}" in after['table']
+    assert '/' not in before['header'] and 'seed' in before['header'], f"the header should name the run, not a folder: {before['header']!r}"
 
 
-def drive(page, base, token):
+def drive_explore(page, base, token):
     "Open the notebook, run all, move the last τ sweep's slider; return the labels before and after, and the update times (ms)."
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-    page.goto(f'{base}/lab/tree/{NOTEBOOK}?token={token}&reset')
-    page.wait_for_selector('.jp-Notebook .jp-CodeCell', timeout=90_000)
-    accept = page.locator('.jp-Dialog .jp-mod-accept')  # JupyterLab may ask which kernel to start: the notebook's
-    try: accept.click(timeout=20_000)
-    except PlaywrightTimeout: pass
-    page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=90_000)
-    page.click('.lm-MenuBar-itemLabel:text-is("Run")')
-    page.click("li[data-command='runmenu:run-all']")
+    open_and_run_all(page, base, token, 'explore.ipynb', 'explore')
     # the last cell shows `explore(...)`: its first slider is the τ sweep's, its first plot the r_τ chart, its table the metrics
     last = page.locator('.jp-Notebook .jp-CodeCell').last
     last.locator('.rurk-table').wait_for(timeout=300_000)
     page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=60_000)
-    errors = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]:has-text("Traceback")')
-    assert errors.count() == 0, f"a cell failed: {errors.first.inner_text()[:2000]}"
+    check_no_traceback(page)
     slider, plots, table = last.locator('.widget-slider').first, last.locator('.js-plotly-plot'), last.locator('.rurk-table').first
     readout, title, hist_title = slider.locator('.widget-readout'), plots.nth(0).locator('.gtitle'), plots.nth(1).locator('.gtitle')
+    header = last.locator('.widget-html').first
     plots.nth(0).scroll_into_view_if_needed()
-    def labels(): return dict(readout=text(readout), title=text(title), hist=text(hist_title), table=text(table), bars=bars(plots.nth(1)))
+    def labels(): return dict(readout=text(readout), title=text(title), hist=text(hist_title), table=text(table), bars=bars(plots.nth(1)), header=text(header))
     before = labels()
     page.screenshot(path=str(ARTIFACTS/'explore_before.png'))
     times = []
@@ -120,6 +149,51 @@ def drive(page, base, token):
     page.screenshot(path=str(ARTIFACTS/'explore.png'))
     last.screenshot(path=str(ARTIFACTS/'explore_output.png'))
     return before, after, times
+
+
+THEORY_EXPLORERS = ('cap', 'lemma', 'reach')  # the widget cells of 14_theory, in order; each shows a static picture, then the widget
+
+
+def test_theory_widgets_in_jupyterlab(lab):
+    page = lab['browser'].new_page(viewport={'width': 1500, 'height': 1100})
+    try: report = drive_theory(page, lab['base'], lab['token'])
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS/'theory_failure.png')); raise
+    finally: page.close()
+    (ARTIFACTS/'theory_widgets.json').write_text(json.dumps(report, indent=1, ensure_ascii=False))
+    print(json.dumps(report, ensure_ascii=False))
+    for name, r in report.items():
+        assert r['changed'], f"{name} explorer: the figure did not change when its {r['slider']} slider moved"
+        assert r['plot_width'] >= 0.6 * r['cell_width'], f"{name} explorer: the figure uses {r['plot_width']} of {r['cell_width']} px"
+        assert r['pictures'] >= 1, f"{name} explorer: no static picture next to the widget"
+
+
+def drive_theory(page, base, token):
+    "Open the theory notebook, run all; in each explorer move the first slider one step; return what changed, widths and timings."
+    open_and_run_all(page, base, token, 'theory.ipynb', 'theory')
+    cells = page.locator('.jp-Notebook .jp-CodeCell:has(.jp-OutputArea .widget-slider)')
+    end = time.time() + 300
+    while cells.count() < len(THEORY_EXPLORERS) and time.time() < end: page.wait_for_timeout(500)
+    page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=120_000)
+    check_no_traceback(page)
+    assert cells.count() == len(THEORY_EXPLORERS), f"{cells.count()} widget cells, expected {len(THEORY_EXPLORERS)}"
+    report = {}
+    for k, name in enumerate(THEORY_EXPLORERS):
+        cell = cells.nth(k); plot = cell.locator('.js-plotly-plot').first
+        plot.wait_for(timeout=60_000); plot.scroll_into_view_if_needed(); page.wait_for_timeout(300)
+        slider = cell.locator('.widget-slider').first
+        label, before = text(slider.locator('.widget-label')), text(slider.locator('.widget-readout'))
+        page.evaluate(WATCH.replace('20000', '60000'), plot.element_handle())
+        slider.locator('.noUi-handle').first.press('ArrowRight')
+        try: ms, changed = page.evaluate('window.__rurkRedrawn'), True
+        except Exception: ms, changed = None, False
+        page.wait_for_timeout(300)
+        report[name] = dict(slider=label, readout=[before, text(slider.locator('.widget-readout'))], changed=changed, redraw_ms=ms and round(ms),
+                            plot_width=round(plot.bounding_box()['width']), cell_width=round(cell.locator('.jp-OutputArea').bounding_box()['width']),
+                            pictures=cell.locator('.jp-OutputArea-output img').count(), titles=[text(t) for t in plot.locator('.annotation-text').all()])
+        cell.screenshot(path=str(ARTIFACTS/f'theory_{name}.png'))
+    page.screenshot(path=str(ARTIFACTS/'theory.png'))
+    return report
 
 
 WATCH = """plot => { const before = plot.innerHTML, t0 = performance.now();
