@@ -4,19 +4,19 @@
 
 # %% ../nbs/05_residual.ipynb #9d566e5b
 from __future__ import annotations
-import math, warnings, numpy as np, torch, torch.nn as nn
+import math, time, warnings, numpy as np, torch, torch.nn as nn
 from dataclasses import dataclass, field, asdict
 from torch import Tensor
 from tqdm.auto import tqdm
-from .perturb import get_perturbation, Perturbation
+from .perturb import get_perturbation, Perturbation, input_grad
 from .models import param_device, n_classes_of
 from .validate import as_data, as_labels, as_int, check_tau, check_taus, keep_modes, model_classes, model_dtype, check_module
 from .train import sync_time
 
 # %% auto #0
-__all__ = ['ZERO_POLICIES', 'STATS', 'MAX_UNDEFINED', 'BLOCK', 'nearest_index', 'ratio', 'pooled_ratio', 'boot_weights',
-           'boot_replicates', 'percentile_ci', 'RKResult', 'ci_of_mean', 'check_rk_inputs', 'residual_knowledge',
-           'sample_draws']
+__all__ = ['ZERO_POLICIES', 'STATS', 'MAX_UNDEFINED', 'CANDIDATES', 'CUDA_CANDIDATES', 'BATCH_CACHE', 'BLOCK', 'nearest_index',
+           'ratio', 'pooled_ratio', 'boot_weights', 'boot_replicates', 'percentile_ci', 'RKResult', 'ci_of_mean',
+           'check_rk_inputs', 'time_batches', 'best_batch', 'residual_knowledge', 'sample_draws']
 
 # %% ../nbs/05_residual.ipynb #686b730f
 ZERO_POLICIES = ('exclude', 'floor') # zero-denominator policies of r̂ (the first is the default)
@@ -174,12 +174,76 @@ def ci_of_mean(results:list,      # `RKResult`s of independent runs on the same 
 def check_rk_inputs(unlearned, retrained, x, y, taus, c, batch_size, zero):
     "Check every input of `residual_knowledge` (see `rurk.validate`) before any work; return (x, y, taus, c, batch_size, n_classes), converted."
     x = as_data(x, 'forget x', model_dtype(unlearned), pixels=True)  # one pass: finite, in [0, 1]
-    taus, c, batch_size = check_taus(taus), as_int(c, 'c (draws per sample)', lo=1), as_int(batch_size, 'batch_size', lo=1)
+    taus, c, batch_size = check_taus(taus), as_int(c, 'c (draws per sample)', lo=1), None if batch_size is None else as_int(batch_size, 'batch_size', lo=1)
     _check_zero(zero)
     nc = model_classes(unlearned, x, 'the unlearned model')
     if retrained is not unlearned and (na := model_classes(retrained, x, 'the retrained model')) != nc:
         raise ValueError(f"the models predict different numbers of classes: [{nc}, {na}] (unlearned, retrained)")
     return x, as_labels(y, 'forget y', len(x), nc), taus, c, batch_size, nc
+
+# %% ../nbs/05_residual.ipynb #99204391
+CANDIDATES = tuple(64 * 2**k for k in range(7)) # batch sizes `best_batch` tries on the CPU: 64 … 4096 rows
+CUDA_CANDIDATES = tuple(256 * 2**k for k in range(7)) # on CUDA: 256 … 16384 rows
+BATCH_CACHE = {} # (model class, parameter count, input shape, device, dtype, grad, threads) -> best batch size
+
+def _batch_key(model, shape, grad, dev, dtype):
+    cls = type(model)
+    return (f"{cls.__module__}.{cls.__qualname__}", sum(p.numel() for p in model.parameters()), tuple(shape), str(dev), str(dtype), bool(grad),
+            torch.get_num_threads())
+
+def _pass(model, x, labels, grad):
+    "One forward pass and argmax (or one input gradient of the summed cross-entropy, `grad`), as the estimator and the attacks run them."
+    if grad: return input_grad(model, x, labels)
+    with torch.inference_mode(): return model(x).argmax(1)
+
+def time_batches(model:nn.Module, shape, # the model and one input's shape (C, H, W)
+                 grad:bool=False,       # time input gradients (attacks) rather than forward passes
+                 candidates=None,       # batch sizes to try, ascending (default `CANDIDATES`, `CUDA_CANDIDATES` on CUDA)
+                 reps:int=2,            # timed calls per candidate (after one warm-up); the fastest counts
+                 budget:float=1.0,      # seconds: no further candidate once the next would take the measurement past this
+                 stop:float=0.9,        # stop once a candidate's rate falls below `stop` × the best so far
+                 device=None, dtype=None # default: the model's
+                ) -> dict:
+    "Rows per second of `model` at each batch size tried, {batch size: rate}, in eval mode (each submodule's mode restored); the global random state is untouched."
+    dev = torch.device(device) if device is not None else param_device(model)
+    dtype = dtype or model_dtype(model)
+    cands = candidates or (CUDA_CANDIDATES if dev.type == 'cuda' else CANDIDATES)
+    g = torch.Generator(device=dev).manual_seed(0)
+    nc = n_classes_of(model, torch.rand((1,) + tuple(shape), generator=g, device=dev).to(dtype))
+    rates, spent, best = {}, 0.0, 0.0
+    with keep_modes(model):
+        model.eval()
+        for b in cands:
+            try:
+                x = torch.rand((b,) + tuple(shape), generator=g, device=dev).to(dtype)
+                labels = torch.randint(0, nc, (b,), generator=g, device=dev)
+                t0 = sync_time(dev); _pass(model, x, labels, grad); warm = sync_time(dev) - t0
+                ts = []
+                for _ in range(reps if warm < 0.2 else 1):  # a slow call: one timed repetition is enough
+                    t = sync_time(dev); _pass(model, x, labels, grad); ts.append(sync_time(dev) - t)
+            except torch.cuda.OutOfMemoryError:
+                torch.cuda.empty_cache(); break
+            spent += sync_time(dev) - t0; rates[b] = b / min(ts)
+            if rates[b] < stop * best: break  # past the peak
+            best = max(best, rates[b])
+            if spent + 2 * (warm + sum(ts)) > budget: break  # the next candidate costs about twice this one
+    return rates
+
+def best_batch(model:nn.Module, shape, # the model and one input's shape (C, H, W)
+               grad:bool=False,        # for input gradients (attacks) rather than forward passes
+               most:int=None,          # rows the caller has at most: no larger candidate is tried
+               device=None, dtype=None # default: the model's
+              ) -> int:
+    "The fastest batch size of `model` on inputs of `shape` (see `time_batches`), measured once per kind of model and device and cached in `BATCH_CACHE`."
+    dev = torch.device(device) if device is not None else param_device(model)
+    dtype = dtype or model_dtype(model)
+    cands = CUDA_CANDIDATES if dev.type == 'cuda' else CANDIDATES
+    if most is not None: cands = tuple(b for b in cands if b < most) + tuple(b for b in cands if b >= most)[:1]  # up to the first ≥ most
+    key = _batch_key(model, shape, grad, dev, dtype) + (cands[-1],)
+    if key not in BATCH_CACHE:
+        rates = time_batches(model, shape, grad, cands, device=dev, dtype=dtype)
+        BATCH_CACHE[key] = max(rates, key=rates.get) if rates else cands[0]
+    return BATCH_CACHE[key]
 
 # %% ../nbs/05_residual.ipynb #5aacfb9e
 BLOCK = 256 # rows per random-number block
@@ -202,6 +266,25 @@ def _undefined_message(taus, undefined) -> str:
     return (f"r_τ is undefined at τ = {', '.join(bad)} ({len(bad)} of {len(taus)}): the retrained model classified no perturbed forget sample "
             f"correctly there (Σ k_a = 0, as in class unlearning); compare acc_unlearned, Pr[m(x') = y], instead")
 
+def _slices(n:int, b:int): return [slice(k, min(k + b, n)) for k in range(0, n, b)]
+
+def _apply(P:Perturbation, xr, yr, tau, noise, model, b:int):
+    "x' of the rows `xr`; an attack's gradient passes in sub-batches of at most `b` rows (each row's x' depends on its own row only)."
+    if not P.needs_model: return P.apply(xr, yr, tau, noise)
+    if len(xr) <= b: return P.apply(xr, yr, tau, noise, model)
+    return torch.cat([P.apply(xr[sl], yr[sl], tau, _rows(noise, sl), model) for sl in _slices(len(xr), b)])
+
+def _predict(model, xp, b:int):
+    "argmax of `model` on `xp`, in forward passes of at most `b` rows."
+    if len(xp) <= b: return model(xp).argmax(1)
+    return torch.cat([model(xp[sl]).argmax(1) for sl in _slices(len(xp), b)])
+
+def _rows(noise, sel:slice):
+    "Rows `sel` of a perturbation's noise (a tensor, a tuple of tensors or None, or None)."
+    if noise is None: return None
+    if isinstance(noise, tuple): return tuple(None if t is None else t[sel] for t in noise)
+    return noise[sel]
+
 def residual_knowledge(unlearned:nn.Module, # the unlearned model m (perturbations are generated against it)
                        retrained:nn.Module, # the model a retrained without the forget set
                        x:Tensor, y:Tensor,  # forget samples (pixels in [0, 1]) and their labels
@@ -209,7 +292,7 @@ def residual_knowledge(unlearned:nn.Module, # the unlearned model m (perturbatio
                        attack='gaussian',   # perturbation family: a name in `PERTURBATIONS` or a `Perturbation`
                        c:int=100,           # perturbations per sample and τ
                        seed:int=0,          # seed of the draws
-                       batch_size:int=None, # most perturbed inputs held in memory at once (default 1024 on CPU, 16384 on CUDA)
+                       batch_size:int=None, # rows per forward (and attack-gradient) pass (default: `best_batch` for the model, input shape and device)
                        zero:str='exclude',  # zero-denominator policy of r̂ (for `r_mean` and `frac_gt1`): 'exclude' or 'floor'
                        device=None,         # where to compute (default: the unlearned model's device)
                        progress:bool=False  # show a progress bar
@@ -217,12 +300,13 @@ def residual_knowledge(unlearned:nn.Module, # the unlearned model m (perturbatio
     "Monte Carlo estimate of the residual knowledge r_τ of `unlearned` relative to `retrained` on the forget set `(x, y)`."
     check_module(unlearned, 'the unlearned model'); check_module(retrained, 'the retrained model')
     dev = torch.device(device) if device is not None else param_device(unlearned)
-    if batch_size is None: batch_size = 16384 if dev.type == 'cuda' else 1024
     x, y, taus, c, batch_size, nc = check_rk_inputs(unlearned, retrained, x, y, taus, c, batch_size, zero)
     P = get_perturbation(attack)
     n, nt, shape = len(x), len(taus), tuple(x.shape[1:])
+    bf = batch_size or best_batch(unlearned, shape, False, n * c, dev)                         # rows per forward pass
+    bg = (batch_size or best_batch(unlearned, shape, True, n * c, dev)) if P.needs_model else bf  # rows per attack-gradient pass
+    rows = max(BLOCK, max(bf, bg) // BLOCK * BLOCK)  # rows per step: whole random-number blocks
     counts = torch.zeros(3, nt, n, dtype=torch.long, device=dev)  # k_m, k_a, k_disagree
-    rows = max(BLOCK, batch_size // BLOCK * BLOCK)
     same = unlearned is retrained
     x, y = x.to(dev), y.to(dev)
     t0 = sync_time(dev)
@@ -233,38 +317,35 @@ def residual_knowledge(unlearned:nn.Module, # the unlearned model m (perturbatio
             xr, yr = x[i], y[i]
             noise = _draw(P, yr, shape, nc, seed, s, dev)
             for ti, tau in enumerate(taus):
-                xp = P.apply(xr, yr, tau, noise, unlearned) if P.needs_model else P.apply(xr, yr, tau, noise)
+                xp = _apply(P, xr, yr, tau, noise, unlearned, bg)
                 with torch.inference_mode():
-                    pm = unlearned(xp).argmax(1)
-                    pa = pm if same else retrained(xp).argmax(1)  # a model against itself: one forward pass
+                    pm = _predict(unlearned, xp, bf)
+                    pa = pm if same else _predict(retrained, xp, bf)  # a model against itself: one forward pass
                     hits = torch.stack([pm == yr, pa == yr, pm != pa]).long()
                     counts[:, ti].index_add_(1, i, hits)
-    meta = dict(seconds=round(sync_time(dev) - t0, 3), device=str(dev))
+    meta = dict(seconds=round(sync_time(dev) - t0, 3), device=str(dev), batch_size=bf, **({'grad_batch_size': bg} if P.needs_model else {}))
     res = RKResult(taus, *counts.cpu(), c=c, attack=P.name, seed=seed, zero=zero, meta=meta)
     msg = _undefined_message(res.taus, res.undefined)
     if msg: warnings.warn(msg, UserWarning, stacklevel=2)
     return res
 
 # %% ../nbs/05_residual.ipynb #6031a22d
-def _rows(noise, sel:slice):
-    "Rows `sel` of a perturbation's noise (a tensor, a tuple of tensors or None, or None)."
-    if noise is None: return None
-    if isinstance(noise, tuple): return tuple(None if t is None else t[sel] for t in noise)
-    return noise[sel]
-
 def sample_draws(unlearned:nn.Module, # the unlearned model m (adversarial draws are generated against it)
                  x:Tensor, y:Tensor,  # the whole forget set, as given to `residual_knowledge`
                  j:int,               # which forget sample
                  tau:float,           # perturbation size τ
                  attack='gaussian', c:int=100, seed:int=0, # as given to `residual_knowledge`
-                 n:int=None           # how many of the c draws (default: all)
+                 n:int=None,          # how many of the c draws (default: all)
+                 batch_size:int=None  # rows per attack-gradient pass (default: `best_batch`)
                 ) -> Tensor:
     "The first `n` of the `c` perturbed copies of forget sample `j` that `residual_knowledge` draws at `tau`, (n, *x.shape[1:])."
     if not 0 <= j < len(x): raise IndexError(f"forget sample {j} does not exist: the forget set has {len(x)} samples")
     tau, P, dev = check_tau(tau), get_perturbation(attack), param_device(unlearned)
+    if batch_size is not None: batch_size = as_int(batch_size, 'batch_size', lo=1)
     lo = j * c; hi = lo + (c if n is None else max(1, min(n, c)))
     start, stop = lo // BLOCK * BLOCK, min(-(-hi // BLOCK) * BLOCK, len(x) * c)  # the whole blocks holding rows lo..hi-1
     x, y = x.to(dev), y.to(dev); i = torch.arange(start, stop, device=dev) // c
     noise = _rows(_draw(P, y[i], tuple(x.shape[1:]), n_classes_of(unlearned, x[:1]), seed, start, dev), slice(lo - start, hi - start))
     xr, yr = x[j].expand(hi - lo, *x.shape[1:]), y[j].expand(hi - lo)
-    with torch.enable_grad(): return P.apply(xr, yr, tau, noise, unlearned) if P.needs_model else P.apply(xr, yr, tau, noise)
+    bg = (batch_size or best_batch(unlearned, tuple(x.shape[1:]), True, hi - lo, dev)) if P.needs_model else hi - lo
+    with torch.enable_grad(): return _apply(P, xr, yr, tau, noise, unlearned, bg)

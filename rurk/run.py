@@ -559,6 +559,7 @@ def parser() -> argparse.ArgumentParser:
     a('--resume', action='store_true', help='keep the results of an earlier run of the same configuration in --out')
     a('--save-models', action=argparse.BooleanOptionalAction, default=None, help='save every model and the forget set to --out/models (default: when a model is under 20 MB)')
     a('--quiet', action='store_true', help='no progress bars')
+    a('--threads', type=int, default=None, help='torch threads (default: the cores this process may use, see rurk.train.default_threads)')
     return p
 
 # %% ../nbs/11_run.ipynb #ef32559c
@@ -583,6 +584,9 @@ def main(argv=None):
     p = parser(); ns = p.parse_args(argv)
     try: cfg, out = validate_config(config_from_args(ns)), _check_out(ns.out)
     except (ValueError, TypeError) as e: p.error(str(e))
+    if ns.threads is not None and ns.threads < 1: p.error(f"--threads must be ≥ 1, got {ns.threads}")
+    from rurk.train import default_threads
+    torch.set_num_threads(ns.threads or default_threads())  # recorded in results.json (environment.torch_threads)
     try: res = run_experiment(cfg, out, False if ns.no_cache else ns.cache, ns.resume, not ns.quiet)
     except KeyboardInterrupt:
         done = json.loads((out/'results.json').read_text()) if (out/'results.json').exists() else {'methods': {}}

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_train.ipynb #3adf045e
 from __future__ import annotations
-import copy, hashlib, json, os, random, time, warnings, numpy as np, torch, torch.nn as nn, torch.nn.functional as F
+import copy, hashlib, json, math, os, random, time, warnings, numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 from pathlib import Path
 from torch import Tensor
 from tqdm.auto import tqdm
@@ -12,9 +12,9 @@ from .models import param_device
 from .validate import keep_modes, model_dtype
 
 # %% auto #0
-__all__ = ['default_device', 'sync_time', 'seed_everything', 'iterate_batches', 'augment_batch', 'sgd', 'run_steps', 'fit',
-           'predict', 'accuracy', 'mean_loss', 'reinit', 'cache_key', 'state_checksum', 'save_checkpoint',
-           'load_checkpoint', 'default_cache_dir', 'cached_model']
+__all__ = ['default_device', 'sync_time', 'seed_everything', 'default_threads', 'iterate_batches', 'augment_batch', 'sgd',
+           'run_steps', 'fit', 'predict', 'accuracy', 'mean_loss', 'reinit', 'cache_key', 'state_checksum',
+           'save_checkpoint', 'load_checkpoint', 'default_cache_dir', 'cached_model']
 
 # %% ../nbs/03_train.ipynb #466566c5
 def default_device(device=None) -> torch.device:
@@ -33,6 +33,20 @@ def sync_time(device) -> float:
 def seed_everything(seed:int):
     "Seed Python's, NumPy's and torch's random number generators."
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
+
+# %% ../nbs/03_train.ipynb #45f46bc3
+def _cgroup_cpus():
+    "The cgroup (v2) CPU quota in cores, rounded up; None where there is none."
+    try: q, p = open('/sys/fs/cgroup/cpu.max').read().split()[:2]
+    except (OSError, ValueError): return None
+    return None if q == 'max' else max(1, math.ceil(int(q) / int(p)))
+
+def default_threads() -> int:
+    "The default number of torch threads: `$OMP_NUM_THREADS` if set, else the cores this process may run on (affinity, cgroup quota), at most torch's default."
+    env = os.environ.get('OMP_NUM_THREADS', '').strip()
+    if env.isdigit() and int(env) > 0: return int(env)
+    n = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+    return max(1, min(n, _cgroup_cpus() or n, torch.get_num_threads()))
 
 # %% ../nbs/03_train.ipynb #a7f827c3
 def iterate_batches(x:Tensor, y:Tensor, # inputs and labels
@@ -80,6 +94,7 @@ def run_steps(model:nn.Module, # the model being trained (put in train mode)
     "Minimise `step(batch)` over `epochs` of `epoch_batches(epoch)` with `opt`."
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, epochs * steps_per_epoch)) if cosine else None
     model.train()
+    shown = -math.inf  # when the bar's loss was last updated
     with tqdm(total=epochs * steps_per_epoch, desc=desc, disable=not progress, leave=False) as bar:
         for ep in range(epochs):
             for batch in epoch_batches(ep):
@@ -88,7 +103,9 @@ def run_steps(model:nn.Module, # the model being trained (put in train mode)
                 if clip: nn.utils.clip_grad_norm_(model.parameters(), clip)
                 opt.step()
                 if sched: sched.step()
-                bar.update(1); bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+                if progress:  # the loss on the bar twice a second at most: `loss.item()` waits for the device
+                    bar.update(1)
+                    if (now := time.monotonic()) - shown >= 0.5: bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False); shown = now
     return model.eval()
 
 # %% ../nbs/03_train.ipynb #77baab1d

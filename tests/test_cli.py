@@ -55,9 +55,18 @@ def test_second_run_uses_cache_and_is_deterministic(first, tmp_path):
     for name in a['methods']:
         for k in ('RA', 'UA', 'TA', 'avg_gap'): assert a['methods'][name][k] == b['methods'][name][k], (name, k)
         assert a['methods'][name]['rk']['r'] == b['methods'][name]['rk']['r']
+    for ref in ('retrain', 'retrain_2'):  # a reference's time is its own training time, stored with the cached model
+        assert a['methods'][ref]['seconds'] == b['methods'][ref]['seconds'] == a['reference']['0'][ref]['train_seconds'] > 0
+
+def test_help_lists_methods_datasets_and_examples():
+    r = subprocess.run([shutil.which('rurk-run'), '--help'], capture_output=True, text=True)
+    assert r.returncode == 0
+    assert '(default: the dataset\'s) (default: None)' not in r.stdout and r.stdout.count('(default: 100)') == 1
+    for word in ('neggrad+', 'bad_teacher', 'Gradient ascent on the forget set', 'digits', 'cifar10', 'pixel units', 'examples:'): assert word in r.stdout, word
+    assert len([l for l in r.stdout.split('examples:')[1].splitlines() if l.strip().startswith('rurk-run')]) == 3
 
 def test_bad_arguments_fail_fast(tmp_path):
-    for args, msg in [(['--methods', 'scrub2'], "unknown unlearning method 'scrub2'"), (['--taus', '-1'], 'τ must be'),
+    for args, msg in [(['--methods', 'scrub2'], "unknown unlearning method 'scrub2'"), (['--taus', '-1'], 'taus[0] must be ≥ 0'),
                       (['--c', '0'], 'c (draws per sample)'), (['--dataset', 'cifar10'], '--data-root'),
                       (['--hp', 'gd.momentumm=0.5', '--methods', 'gd'], "gd has no hyper-parameter ['momentumm']")]:
         r = run(*args, out=tmp_path/'o', cache=tmp_path/'c')
@@ -65,6 +74,11 @@ def test_bad_arguments_fail_fast(tmp_path):
     assert not (tmp_path/'c').exists()  # refused before any training
 
 def test_bench_prints_figures():
-    r = subprocess.run([shutil.which('rurk-bench'), '--n', '10', '--c', '10', '--n-taus', '2'], capture_output=True, text=True)
+    # tiny sizes, one round, two of the four shapes (ResNet-18 on the CPU takes minutes even so)
+    r = subprocess.run([shutil.which('rurk-bench'), '--n', '10', '--c', '10', '--n-taus', '2', '--repeats', '1', '--shapes', 'digits', 'mnist'],
+                       capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert 'raw forward' in r.stdout and 'estimator gaussian' in r.stdout and 'estimator uniform_l2' in r.stdout
+    for word in ('1×8×8', '1×28×28', 'estimator fgsm_targeted', 'estimator pgd_targeted', 'raw pgd_targeted', '× paper', 'training:', 'weights identical'):
+        assert word in r.stdout, word
+    assert 'DIFFERENT' not in r.stdout
