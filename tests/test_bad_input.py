@@ -256,9 +256,11 @@ def test_cli_process_exit_code(tmp_path):
 
 RUN = ['--methods', 'gd', 'ga', '--taus', '0', '0.1', '--c', '4', '--train-epochs', '4', '--no-relearn', '--quiet']
 
+ENV1 = dict(os.environ, OMP_NUM_THREADS='1')  # every run of a comparison with the same thread count (float sums depend on it)
+
 def _start(out, cache):
     return subprocess.Popen([shutil.which('rurk-run'), *RUN, '--out', str(out), '--cache', str(cache)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, OMP_NUM_THREADS='1'))
+                            stderr=subprocess.PIPE, text=True, env=ENV1)
 
 def _check_leftovers(out, cache):
     "results.json (if any) parses and is complete for what it lists; every cached model loads and matches its checksum."
@@ -279,9 +281,10 @@ def test_sigkill_at_any_moment_leaves_valid_results_and_cache(tmp_path):
         time.sleep(delay)
         p.send_signal(signal.SIGKILL); p.communicate(timeout=30)
         _check_leftovers(out, cache)
-    r = subprocess.run([shutil.which('rurk-run'), *RUN, '--out', str(out), '--cache', str(cache), '--resume'], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([shutil.which('rurk-run'), *RUN, '--out', str(out), '--cache', str(cache), '--resume'], capture_output=True, text=True, timeout=300, env=ENV1)
     assert r.returncode == 0, r.stderr[-3000:]
-    ref = subprocess.run([shutil.which('rurk-run'), *RUN, '--out', str(tmp_path/'ref'), '--cache', str(tmp_path/'cache_ref')], capture_output=True, text=True, timeout=300)
+    ref = subprocess.run([shutil.which('rurk-run'), *RUN, '--out', str(tmp_path/'ref'), '--cache', str(tmp_path/'cache_ref')], capture_output=True, text=True, timeout=300, env=ENV1)
+    assert ref.returncode == 0, ref.stderr[-3000:]
     a, b = (json.loads((d/'results.json').read_text()) for d in (out, tmp_path/'ref'))
     assert list(a['methods']) == list(b['methods'])
     for name in a['methods']:

@@ -16,7 +16,7 @@ def test_cifar_protocol_end_to_end(tmp_path, dataset, data_args):
     write_cifar_fixture(tmp_path/'data', n_per_class=4, n_test_per_class=6)
     out = tmp_path/'out'
     args = ['--dataset', dataset, '--data-root', str(tmp_path/'data'), '--data-arg', *data_args, '--methods', 'gd', 'rurk',
-            '--hp', 'gd.epochs=1', 'rurk.epochs=1', '--train-epochs', '1', '--taus', '0', '0.03', '--c', '2', '--no-relearn', '--quiet',
+            '--hp', 'gd.epochs=1', 'rurk.epochs=1', '--train-epochs', '1', '--taus', '0', '0.03', '--c', '2', '--no-relearn', '--no-noise-floor', '--quiet',
             '--out', str(out), '--cache', str(tmp_path/'cache'), '--device', 'cpu']
     with no_md5: rc = main(args)
     assert rc == 0
@@ -24,7 +24,7 @@ def test_cifar_protocol_end_to_end(tmp_path, dataset, data_args):
     assert res['config']['dataset'] == dataset and res['failures'] == {}
     assert res['tau_main'] == 0.03   # the paper's main τ on CIFAR
     assert res['methods']['rurk']['per_seed']['0']['hp']['tau'] == 0.03
-    assert list(res['methods']) == ['original', 'retrain', 'gd', 'rurk']
+    assert list(res['methods']) == ['original', 'retrain', 'gd', 'rurk'] and res['config']['noise_floor'] is False  # no second Re-train asked for
     assert res['reference']['0']['original']['path'].split('/')[-1].startswith(f'{dataset}-original')
 
 def test_missing_cifar_is_a_clear_error(tmp_path, capsys):
