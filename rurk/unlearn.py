@@ -12,9 +12,8 @@ from .validate import as_xy, as_labels, check_hp, check_module, model_classes, m
 from .train import fit, reinit, sgd, run_steps, iterate_batches, default_device
 
 # %% auto #0
-__all__ = ['METHODS', 'METHOD_MODULES', 'BN_STATS', 'Method', 'register', 'get_method', 'list_methods', 'check_xy',
-           'check_bn_stats', 'unlearn', 'cycle_batches', 'n_batches', 'forget_pass', 'retrain', 'gd', 'ga',
-           'neggrad_plus']
+__all__ = ['METHODS', 'METHOD_MODULES', 'BN_STATS', 'Method', 'register', 'get_method', 'list_methods', 'check_bn_stats',
+           'unlearn', 'cycle_batches', 'n_batches', 'forget_pass', 'retrain', 'gd', 'ga', 'neggrad_plus']
 
 # %% ../nbs/06_unlearn.ipynb #3b9dae44
 @dataclass
@@ -64,11 +63,6 @@ def list_methods() -> list:
     _load_methods()
     return list(METHODS.values())
 
-# %% ../nbs/06_unlearn.ipynb #b8ddff4f
-def check_xy(xy, name:str, n_classes:int=None, shape=None, dtype=torch.float32, pixels:bool=False) -> tuple:
-    "A checked `(x, y)` pair (non-empty, finite, float `dtype`, labels in range, samples of `shape`); see `rurk.validate.as_xy`."
-    return as_xy(xy, name, n_classes, shape, dtype, pixels)
-
 # %% ../nbs/06_unlearn.ipynb #30490727
 BN_STATS = ('retain', 'all')
 
@@ -90,10 +84,10 @@ def unlearn(method:str, # a name in `METHODS` (see `list_methods()`)
         check_bn_stats(bn_stats)
         if m.forwards_forget: hp['bn_stats'] = bn_stats  # the other methods never run forget data in training mode
     dt = model_dtype(check_module(model))
-    xr, yr = check_xy(retain, 'retain', dtype=dt)
+    xr, yr = as_xy(retain, 'retain', dtype=dt)
     nc = model_classes(model, xr)
     retain = xr, as_labels(yr, 'retain y', len(xr), nc)
-    forget = check_xy(forget, 'forget', nc, xr.shape[1:], dt, pixels=m.perturbs)
+    forget = as_xy(forget, 'forget', nc, xr.shape[1:], dt, pixels=m.perturbs)
     new = copy.deepcopy(model)
     return m.fn(new, retain, forget, **hp).eval()
 
