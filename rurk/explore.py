@@ -15,11 +15,11 @@ from .run import load_run_model, load_forget_set, forget_path, method_style, rob
 from .theory import labelled_box
 
 # %% auto #0
-__all__ = ['R_EDGES', 'R_LABELS', 'STAT_KEYS', 'METRIC_KEYS', 'COLUMNS', 'AT_TAU', 'rhat_hist', 'Study', 'check_attack',
-           'check_study', 'study_from_results', 'run_name', 'load_study', 'make_study', 'sweep_row', 'sweep_state',
-           'metrics_html', 'draw_sweep', 'update_sweep', 'tau_sweep', 'Quiet', 'sample_order', 'rhat_text',
-           'predictions', 'amplify', 'sample_panel', 'panel_figure', 'sample_options', 'sample_viewer', 'as_study',
-           'explore']
+__all__ = ['R_EDGES', 'R_LABELS', 'STAT_KEYS', 'METRIC_KEYS', 'COLUMNS', 'AT_TAU', 'PANEL_PX', 'rhat_hist', 'Study',
+           'check_attack', 'check_study', 'study_from_results', 'run_name', 'load_study', 'make_study', 'sweep_row',
+           'sweep_state', 'metrics_html', 'draw_sweep', 'update_sweep', 'tau_sweep', 'Quiet', 'sample_order',
+           'rhat_text', 'predictions', 'amplify', 'sample_panel', 'panel_figure', 'sample_options', 'sample_viewer',
+           'as_study', 'explore']
 
 # %% ../nbs/15_explore.ipynb #90ee3498
 R_EDGES = np.array([0, 0.25, 0.5, 0.75, 0.95, 1.05, 1.25, 1.5, 2, 3, 5, np.inf])  # bins of per-sample r̂
@@ -369,8 +369,10 @@ def _caption(p, k:int) -> str:
     def one(who, lab, conf): return f"<span style='color:{'green' if lab == p['y'] else 'red'}'>{who}: {_name(p, lab)} ({conf:.2f})</span>"
     return one('m', p['unlearned'][0][k], p['unlearned'][1][k]) + '<br>' + one('a', p['retrained'][0][k], p['retrained'][1][k])
 
-def panel_figure(p:dict, fig_cls=None):
-    "A plotly figure of a `sample_panel`: clean image and copies on top (with both models' answers), amplified differences below."
+PANEL_PX = 120  # px per image in the viewer: a 28×28 digit shown at over 4× (8×8 digits at 15×), readable next to its caption
+
+def panel_figure(p:dict, fig_cls=None, px:int=None):
+    "A plotly figure of a `sample_panel`: clean image and copies on top (with both models' answers), amplified differences below; images `px` wide."
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
     n = len(p['copies']); fig = make_subplots(2, n + 1, horizontal_spacing=0.02, vertical_spacing=0.2, figure=(fig_cls or go.Figure)())
@@ -380,7 +382,8 @@ def panel_figure(p:dict, fig_cls=None):
         fig.add_trace(go.Image(z=_rgb(p['diff'][k]), hoverinfo='skip'), 2, k + 2)
     fig.update_xaxes(visible=False); fig.update_yaxes(visible=False)
     _annotate(fig, p)
-    fig.update_layout(height=380, width=max(560, 115 * (n + 1) + 20), margin=dict(t=70, b=10, l=10, r=10), template='plotly_white')
+    px = px or PANEL_PX
+    fig.update_layout(height=2 * px + 170, width=max(560, (px + 5) * (n + 1) + 20), margin=dict(t=70, b=10, l=10, r=10), template='plotly_white')
     return fig
 
 def _annotate(fig, p:dict):

