@@ -14,9 +14,9 @@ from .validate import as_data, as_labels, as_int, check_tau, check_taus, keep_mo
 from .train import sync_time
 
 # %% auto #0
-__all__ = ['ZERO_POLICIES', 'STATS', 'MAX_UNDEFINED', 'CANDIDATES', 'CUDA_CANDIDATES', 'BATCH_CACHE', 'BLOCK', 'nearest_index',
-           'ratio', 'pooled_ratio', 'boot_weights', 'boot_replicates', 'percentile_ci', 'RKResult', 'ci_of_mean',
-           'check_rk_inputs', 'time_batches', 'best_batch', 'residual_knowledge', 'sample_draws']
+__all__ = ['ZERO_POLICIES', 'STATS', 'MAX_UNDEFINED', 'CANDIDATES', 'CUDA_CANDIDATES', 'BATCH_CACHE', 'BLOCK', 'STREAM_CHUNK',
+           'nearest_index', 'ratio', 'pooled_ratio', 'boot_weights', 'boot_replicates', 'percentile_ci', 'RKResult',
+           'ci_of_mean', 'check_rk_inputs', 'time_batches', 'best_batch', 'residual_knowledge', 'sample_draws']
 
 # %% ../nbs/05_residual.ipynb #686b730f
 ZERO_POLICIES = ('exclude', 'floor') # zero-denominator policies of r̂ (the first is the default)
@@ -287,7 +287,7 @@ def _rows(noise, sel:slice):
 
 def residual_knowledge(unlearned:nn.Module, # the unlearned model m (perturbations are generated against it)
                        retrained:nn.Module, # the model a retrained without the forget set
-                       x:Tensor, y:Tensor,  # forget samples (pixels in [0, 1]) and their labels
+                       x, y:Tensor=None,    # forget samples (pixels in [0, 1]) and their labels; or `x` a Dataset, DataLoader or list of (x, y) batches, and no `y`
                        taus=(0.0, 0.03),    # perturbation sizes τ (pixel units)
                        attack='gaussian',   # perturbation family: a name in `PERTURBATIONS` or a `Perturbation`
                        c:int=100,           # perturbations per sample and τ
@@ -299,6 +299,7 @@ def residual_knowledge(unlearned:nn.Module, # the unlearned model m (perturbatio
                       ) -> RKResult:
     "Monte Carlo estimate of the residual knowledge r_τ of `unlearned` relative to `retrained` on the forget set `(x, y)`."
     check_module(unlearned, 'the unlearned model'); check_module(retrained, 'the retrained model')
+    if not isinstance(x, (Tensor, np.ndarray)): return _rk_stream(unlearned, retrained, x, y, taus, attack, c, seed, batch_size, zero, device, progress)
     dev = torch.device(device) if device is not None else param_device(unlearned)
     x, y, taus, c, batch_size, nc = check_rk_inputs(unlearned, retrained, x, y, taus, c, batch_size, zero)
     P = get_perturbation(attack)
@@ -328,6 +329,67 @@ def residual_knowledge(unlearned:nn.Module, # the unlearned model m (perturbatio
     msg = _undefined_message(res.taus, res.undefined)
     if msg: warnings.warn(msg, UserWarning, stacklevel=2)
     return res
+
+# %% ../nbs/05_residual.ipynb #4ae6327f
+STREAM_CHUNK = 1024 # forget samples per chunk when a Dataset is read without a DataLoader
+
+def _source_len(src) -> int:
+    "Number of forget samples in a Dataset, a DataLoader or a list of (x, y) batches."
+    from torch.utils.data import DataLoader, RandomSampler
+    if isinstance(src, DataLoader):
+        if isinstance(src.sampler, RandomSampler): raise ValueError("the forget DataLoader shuffles: pass shuffle=False, so that sample j is the same sample on every pass")
+        return len(src.dataset)
+    if isinstance(src, list): return sum(len(b[0]) for b in src)
+    if hasattr(src, '__getitem__') and hasattr(src, '__len__'): return len(src)
+    raise TypeError(f"the forget set must be a tensor, a Dataset, a DataLoader or a list of (x, y) batches, got {type(src).__name__}")
+
+def _chunks(src):
+    "The (x, y) batches of a forget set given as a Dataset, a DataLoader or a list of batches."
+    from torch.utils.data import DataLoader
+    if isinstance(src, (list, DataLoader)): return iter(src)
+    return iter(DataLoader(src, batch_size=STREAM_CHUNK, shuffle=False))
+
+# %% ../nbs/05_residual.ipynb #fe44f10c
+def _rk_stream(unlearned, retrained, src, y, taus, attack, c, seed, batch_size, zero, device, progress) -> RKResult:
+    "`residual_knowledge` on a forget set read chunk by chunk (see above): the same counts as the tensor path."
+    if y is not None: raise ValueError("pass the labels inside the forget Dataset/DataLoader/batches, not as `y`")
+    n = _source_len(src)
+    if n == 0: raise ValueError("the forget set is empty: there is nothing to measure")
+    dev = torch.device(device) if device is not None else param_device(unlearned)
+    P, o, counts, t0, same = get_perturbation(attack), 0, None, sync_time(dev), unlearned is retrained
+    with keep_modes(unlearned, retrained):
+        for xb, yb in tqdm(_chunks(src), disable=not progress, desc=f"r_τ {getattr(attack, 'name', attack)} (chunks)", leave=False):
+            xb, yb, taus, c, batch_size, nc = check_rk_inputs(unlearned, retrained, torch.as_tensor(xb), torch.as_tensor(yb), taus, c, batch_size, zero)
+            unlearned.eval(); retrained.eval()
+            if counts is None:
+                shape = tuple(xb.shape[1:]); counts = torch.zeros(3, len(taus), n, dtype=torch.long, device=dev)
+                bf = batch_size or best_batch(unlearned, shape, False, n * c, dev)
+                bg = (batch_size or best_batch(unlearned, shape, True, n * c, dev)) if P.needs_model else bf
+                rows = max(BLOCK, max(bf, bg) // BLOCK * BLOCK)
+            if tuple(xb.shape[1:]) != shape: raise ValueError(f"forget chunk at sample {o} has inputs of shape {tuple(xb.shape[1:])}, the first had {shape}")
+            if o + len(xb) > n: raise ValueError(f"the forget set yields more than its length, {n}, samples")
+            _stream_chunk(P, unlearned, retrained, same, xb.to(dev), yb.to(dev), o, n, c, taus, nc, seed, rows, bf, bg, counts, dev)
+            o += len(xb)
+    if o != n: raise ValueError(f"the forget set yielded {o} samples, but its length is {n}")
+    meta = dict(seconds=round(sync_time(dev) - t0, 3), device=str(dev), batch_size=bf, streamed=True, **({'grad_batch_size': bg} if P.needs_model else {}))
+    res = RKResult(taus, *counts.cpu(), c=c, attack=P.name, seed=seed, zero=zero, meta=meta)
+    if (msg := _undefined_message(res.taus, res.undefined)): warnings.warn(msg, UserWarning, stacklevel=3)
+    return res
+
+def _stream_chunk(P, unlearned, retrained, same, xb, yb, o, n, c, taus, nc, seed, rows, bf, bg, counts, dev):
+    "Count the draws of forget samples `o … o+len(xb)-1`, in the tensor path's steps of `rows` global rows."
+    r0, r1 = o * c, (o + len(xb)) * c
+    for s in range(r0 // rows * rows, r1, rows):
+        e = min(s + rows, n * c); lo, hi = max(s, r0), min(e, r1)
+        i = torch.arange(lo, hi, device=dev) // c                          # global sample of each row
+        y_all = torch.zeros(e - s, dtype=torch.long, device=dev); y_all[lo - s:hi - s] = yb[i - o]  # other chunks' rows: placeholders, cut below
+        noise = _rows(_draw(P, y_all, tuple(xb.shape[1:]), nc, seed, s, dev), slice(lo - s, hi - s))
+        xr, yr = xb[i - o], yb[i - o]
+        for ti, tau in enumerate(taus):
+            xp = _apply(P, xr, yr, tau, noise, unlearned, bg)
+            with torch.inference_mode():
+                pm = _predict(unlearned, xp, bf); pa = pm if same else _predict(retrained, xp, bf)
+                counts[:, ti].index_add_(1, i, torch.stack([pm == yr, pa == yr, pm != pa]).long())
 
 # %% ../nbs/05_residual.ipynb #6031a22d
 def sample_draws(unlearned:nn.Module, # the unlearned model m (adversarial draws are generated against it)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 import rurk
 from .data import make_scenario, SCENARIOS, EMBEDDED
-from .models import make_model
+from .models import make_model, ARCHS
 from .train import fit, seed_everything, default_device, cached_model, cache_key, mean_loss, save_checkpoint, load_checkpoint
 from .unlearn import unlearn, get_method, list_methods, check_bn_stats, BN_STATS
 from .metrics import unlearning_metrics, avg_gap, relearn_time
@@ -57,6 +57,7 @@ class RunConfig:
     forget: str = 'sample'    # 'sample' (half of a class, the paper's main scenario) or 'class' (all of it)
     forget_class: int = None  # class to forget (default: the dataset's)
     train_epochs: int = None  # override the Original/Re-train epochs (for quick runs)
+    arch: str = None          # architecture, one of `rurk.models.ARCHS` (default: the dataset's: smallcnn, or resnet18 on CIFAR)
     hp: dict = field(default_factory=dict) # method hyper-parameters, {method: {name: value}}
     data_root: str = None     # CIFAR-10 folder
     download: bool = False    # download CIFAR-10 if missing
@@ -108,6 +109,7 @@ def validate_config(cfg:RunConfig) -> RunConfig:
     "Check every setting before any heavy work (`rurk.validate`); return a copy of the config with methods resolved and values converted."
     if cfg.dataset not in SCENARIOS: raise ValueError(f"unknown dataset {cfg.dataset!r}; choose one of {sorted(SCENARIOS)}")
     cfg = replace(cfg, methods=resolve_methods(cfg.methods))
+    if cfg.arch is not None and cfg.arch not in ARCHS: raise ValueError(f"unknown architecture {cfg.arch!r}; choose one of {sorted(ARCHS)}")
     get_perturbation(cfg.attack)
     cfg = replace(cfg, taus=None if cfg.taus is None else check_taus(cfg.taus), c=as_int(DEFAULT_C.get(cfg.dataset, 100) if cfg.c is None else cfg.c, 'c (draws per sample)', lo=1))
     if cfg.zero not in ZERO_POLICIES: raise ValueError(f"unknown zero-denominator policy {cfg.zero!r}; choose one of {ZERO_POLICIES}")
@@ -132,12 +134,13 @@ def train_settings(cfg:RunConfig) -> dict:
     "The Original's training settings for the config's dataset."
     s = dict(TRAIN_SETTINGS[cfg.dataset])
     if cfg.train_epochs: s['epochs'] = cfg.train_epochs
+    if cfg.arch: s['arch'] = cfg.arch
     return s
 
 def model_spec(scn, cfg:RunConfig) -> dict:
     "The architecture and its arguments for this config and scenario (what `make_model` needs to rebuild a model)."
     arch = train_settings(cfg)['arch']
-    return dict(arch=arch, n_classes=scn.n_classes, **({'in_ch': scn.input_shape[0]} if arch != 'mlp' else {}))
+    return dict(arch=arch, n_classes=scn.n_classes, **({'in_ch': scn.input_shape[0]} if arch != 'mlp' else {'n_in': math.prod(scn.input_shape)}))
 
 NOISE_SEED_OFFSET = 10_000  # retrain_2 of seed s trains with seed s + NOISE_SEED_OFFSET
 REFERENCE_ROWS = ('retrain', 'retrain_2')
@@ -465,7 +468,8 @@ def _start(cfg, out, resume, log) -> dict:
     old, free = out/'results.json', ('methods', 'save_models')  # settings that leave the numbers unchanged
     if resume and old.exists():
         prev = json.loads(old.read_text())
-        same = {k: v for k, v in prev['config'].items() if k not in free} == {k: v for k, v in conf.items() if k not in free}
+        new = asdict(RunConfig())  # a setting added since that run compares as its default
+        same = all(prev['config'].get(k, new.get(k)) == v for k, v in conf.items() if k not in free) and set(prev['config']) <= set(conf)
         if same:
             log(f"resuming from {old}: {sum(len(m['per_seed']) for m in prev['methods'].values())} method runs kept")
             prev['config']['methods'] = list(dict.fromkeys(prev['config']['methods'] + cfg.methods)); prev['failures'] = {}
@@ -571,6 +575,7 @@ def parser() -> argparse.ArgumentParser:
     a('--seeds', nargs='+', type=int, default=[0], help='one run per seed, mean ± std over them (default: 0)')
     a('--forget', default='sample', choices=['sample', 'class'], help='forget half of a class (sample, the default) or all of it (class)')
     a('--forget-class', type=int, default=None, help="class to forget (default: the dataset's)")
+    a('--arch', default=None, choices=sorted(ARCHS), help="architecture (default: the dataset's: smallcnn on digits and mnist5k, resnet18 on CIFAR); the model cache keeps each apart")
     a('--train-epochs', type=int, default=None, help="epochs of Original and Re-train (default: the dataset's)")
     a('--hp', nargs='+', type=_hp_arg, default=[], metavar='METHOD.NAME=VALUE', help="method hyper-parameters, e.g. rurk.lambda_a=0.01 (default: the dataset's settings)")
     a('--zero', default='exclude', choices=list(ZERO_POLICIES), help="zero-denominator policy of the per-sample r̂ (r_mean, %%r̂>1): 'exclude' (default) drops samples the retrained model never gets right, 'floor' counts k_m/0 as k_m")
@@ -595,7 +600,7 @@ def config_from_args(ns) -> RunConfig:
     hp = {}
     for m, k, v in ns.hp: hp.setdefault(m, {})[k] = v
     return RunConfig(dataset=ns.dataset, methods=ns.methods, attack=ns.attack, taus=ns.taus, c=ns.c, seeds=ns.seeds, forget=ns.forget,
-                     forget_class=ns.forget_class, train_epochs=ns.train_epochs, hp=hp, data_root=ns.data_root, download=ns.download,
+                     forget_class=ns.forget_class, train_epochs=ns.train_epochs, arch=ns.arch, hp=hp, data_root=ns.data_root, download=ns.download,
                      device=ns.device, zero=ns.zero, bn_stats=ns.bn_stats, noise_floor=not ns.no_noise_floor, mia=not ns.no_mia,
                      relearn=not ns.no_relearn, data_args=dict(ns.data_arg), save_models=ns.save_models)
 

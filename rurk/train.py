@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_train.ipynb #3adf045e
 from __future__ import annotations
-import copy, hashlib, json, math, os, random, time, warnings, numpy as np, torch, torch.nn as nn, torch.nn.functional as F
+import contextlib, copy, hashlib, json, math, os, random, time, warnings, numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 from pathlib import Path
 from torch import Tensor
 from tqdm.auto import tqdm
@@ -14,7 +14,7 @@ from .validate import keep_modes, model_dtype
 # %% auto #0
 __all__ = ['default_device', 'sync_time', 'seed_everything', 'default_threads', 'iterate_batches', 'augment_batch', 'sgd',
            'run_steps', 'fit', 'predict', 'accuracy', 'mean_loss', 'reinit', 'cache_key', 'state_checksum',
-           'save_checkpoint', 'load_checkpoint', 'default_cache_dir', 'cached_model']
+           'save_checkpoint', 'load_checkpoint', 'default_cache_dir', 'file_lock', 'cached_model']
 
 # %% ../nbs/03_train.ipynb #466566c5
 def default_device(device=None) -> torch.device:
@@ -198,6 +198,19 @@ def default_cache_dir() -> Path:
     "`$RURK_CACHE`, else `~/.cache/rurk`."
     return Path(os.environ.get('RURK_CACHE') or Path.home()/'.cache'/'rurk')
 
+@contextlib.contextmanager
+def file_lock(path):
+    "Hold an exclusive lock on `path` + '.lock' for the block (POSIX `flock`; where it is unavailable, no lock)."
+    try: import fcntl
+    except ImportError: yield; return
+    path = Path(path)
+    try: path.parent.mkdir(parents=True, exist_ok=True); f = open(path.with_name(path.name + '.lock'), 'a')
+    except OSError: yield; return  # a read-only cache: nothing will be written there, no lock needed
+    with f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try: yield
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
+
 def cached_model(build, # callable: () -> the untrained model
                  train, # callable: model -> trained model
                  key:str, # cache key (see `cache_key`)
@@ -205,11 +218,12 @@ def cached_model(build, # callable: () -> the untrained model
                  cache_dir=None, # folder (default `default_cache_dir()`); `False` disables the cache
                  meta:dict=None # stored with the checkpoint
                 ):
-    "`(model, info)`: the model cached under `key`, or `train(build())` saved under it; `info` says whether it was cached and how long training took."
-    model = build()
+    "`(model, info)`: the model cached under `key`, or `train(build())` saved under it (one process at a time per file); `info` says whether it was cached and how long training took."
     path = None if cache_dir is False else Path(cache_dir or default_cache_dir())/f"{name}-{key}.pt"
-    if path is not None and (m := load_checkpoint(model, path, key)) is not None:
-        return model.eval(), dict(cached=True, train_seconds=m.get('train_seconds'), path=str(path))
-    t = time.perf_counter(); model = train(model); secs = time.perf_counter() - t
-    if path is not None: save_checkpoint(model, path, key, dict(meta or {}, train_seconds=secs))
+    with (file_lock(path) if path is not None else contextlib.nullcontext()):  # another process training this model: wait for it, then load
+        model = build()
+        if path is not None and (m := load_checkpoint(model, path, key)) is not None:
+            return model.eval(), dict(cached=True, train_seconds=m.get('train_seconds'), path=str(path))
+        t = time.perf_counter(); model = train(model); secs = time.perf_counter() - t
+        if path is not None: save_checkpoint(model, path, key, dict(meta or {}, train_seconds=secs))
     return model.eval(), dict(cached=False, train_seconds=secs, path=str(path) if path else None)
