@@ -266,6 +266,11 @@ def _undefined_message(taus, undefined) -> str:
     return (f"r_τ is undefined at τ = {', '.join(bad)} ({len(bad)} of {len(taus)}): the retrained model classified no perturbed forget sample "
             f"correctly there (Σ k_a = 0, as in class unlearning); compare acc_unlearned, Pr[m(x') = y], instead")
 
+def _is_source(x, y) -> bool:
+    "Is `x` a forget set to read chunk by chunk (a Dataset or DataLoader, or anything but an array when no `y` is given)?"
+    from torch.utils.data import Dataset, DataLoader
+    return isinstance(x, (Dataset, DataLoader)) or (y is None and not isinstance(x, (Tensor, np.ndarray)))
+
 def _slices(n:int, b:int): return [slice(k, min(k + b, n)) for k in range(0, n, b)]
 
 def _apply(P:Perturbation, xr, yr, tau, noise, model, b:int):
@@ -299,7 +304,7 @@ def residual_knowledge(unlearned:nn.Module, # the unlearned model m (perturbatio
                       ) -> RKResult:
     "Monte Carlo estimate of the residual knowledge r_τ of `unlearned` relative to `retrained` on the forget set `(x, y)`."
     check_module(unlearned, 'the unlearned model'); check_module(retrained, 'the retrained model')
-    if not isinstance(x, (Tensor, np.ndarray)): return _rk_stream(unlearned, retrained, x, y, taus, attack, c, seed, batch_size, zero, device, progress)
+    if _is_source(x, y): return _rk_stream(unlearned, retrained, x, y, taus, attack, c, seed, batch_size, zero, device, progress)
     dev = torch.device(device) if device is not None else param_device(unlearned)
     x, y, taus, c, batch_size, nc = check_rk_inputs(unlearned, retrained, x, y, taus, c, batch_size, zero)
     P = get_perturbation(attack)
