@@ -8,6 +8,7 @@ import copy, math, torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
 from .models import n_classes_of
 from .train import sgd, run_steps, iterate_batches, reinit, default_device
+from .data import take, cat_data
 from .unlearn import register, n_batches, forget_pass
 from .validate import keep_modes
 
@@ -22,7 +23,7 @@ def union_with_flags(retain:tuple, forget:tuple) -> tuple:
     "`(x, y, is_forget)`: S_r and S_f concatenated, with a boolean flag marking the forget samples."
     (xr, yr), (xf, yf) = retain, forget
     flag = torch.cat([torch.zeros(len(yr), dtype=torch.bool), torch.ones(len(yf), dtype=torch.bool)])
-    return torch.cat([xr, xf]), torch.cat([yr, yf]), flag
+    return cat_data([xr, xf]), torch.cat([yr, yf]), flag
 
 def flagged_batches(x:Tensor, y:Tensor, flag:Tensor, # a flagged set (see `union_with_flags`)
                     bs:int, g:torch.Generator, device=None):
@@ -246,7 +247,7 @@ def bad_teacher_train(student:nn.Module, good:nn.Module, bad:nn.Module, # the st
     "Train `student` with Adam on S_f ∪ (a random `retain_frac` of S_r) to follow `bad` on S_f and `good` on S_r."
     dev = default_device(device); student.to(dev); good.to(dev).eval(); bad.to(dev).eval(); g = torch.Generator().manual_seed(seed)
     keep = torch.randperm(len(retain[1]), generator=g)[:max(1, round(retain_frac * len(retain[1])))]
-    x, y, f = union_with_flags((retain[0][keep], retain[1][keep]), forget)
+    x, y, f = union_with_flags((take(retain[0], keep), retain[1][keep]), forget)
     def step(b):
         with torch.no_grad(): gl, bl = good(b[0]), bad(b[0])
         with forget_pass(student, bn_stats, keep=~b[2]): out = student(b[0])

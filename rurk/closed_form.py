@@ -10,6 +10,7 @@ from torch.func import functional_call, vmap, jacrev
 from tqdm.auto import tqdm
 from .models import n_classes_of
 from .train import default_device, iterate_batches
+from .data import cat_data
 from .unlearn import register
 from .validate import keep_modes
 
@@ -269,7 +270,7 @@ def ssd_dampen(model:nn.Module, imp_full:dict, imp_forget:dict, # model, importa
 @register('ssd', 'Foster et al. 2024, selective synaptic dampening')
 def ssd(model, retain, forget, alpha:float=10., lam:float=1., bs:int=128, seed:int=0, device=None, progress:bool=True):
     "Dampen the parameters far more important (diagonal Fisher) to S_f than to the whole training set S_r ∪ S_f."
-    full = torch.cat([retain[0], forget[0]]), torch.cat([retain[1], forget[1]])
+    full = cat_data([retain[0], forget[0]]), torch.cat([retain[1], forget[1]])
     imp_d = ssd_importance(model, *full, bs, device, progress)
     ssd_dampen(model, imp_d, ssd_importance(model, *forget, bs, device, progress), alpha, lam)
     return model

