@@ -464,7 +464,7 @@ def run_experiment(cfg:RunConfig=None, # what to run (default: the embedded digi
                    log=print, # where progress lines go
                    executor:str='local', # 'local' (in this process, in order) or 'ray' (Ray tasks, see below)
                    ray_address:str=None, # with 'ray': the cluster to join (default: start a local Ray instance)
-                   threads:int=None # with 'ray': torch threads (and CPUs requested) per task (default: this process's)
+                   threads:int=None # with 'ray': torch threads (and CPUs requested) per task (default: 1, so that a task runs on every core)
                   ) -> dict:
     "Run every method on every seed; write results.json, results.csv and r_tau.html to `out`; return the results."
     if executor not in EXECUTORS: raise ValueError(f"unknown executor {executor!r}; choose one of {EXECUTORS}")
@@ -476,7 +476,7 @@ def run_experiment(cfg:RunConfig=None, # what to run (default: the embedded digi
     res = _start(cfg, out, resume, log)
     t0 = time.perf_counter()
     try:
-        if executor == 'ray': _run_ray(cfg, res, out, cache_dir, log, ray_address, threads or torch.get_num_threads())
+        if executor == 'ray': _run_ray(cfg, res, out, cache_dir, log, ray_address, threads or 1)
         else:
             for seed in cfg.seeds: _run_seed(cfg, seed, res, out, cache_dir, progress, log)
     except KeyboardInterrupt:  # what finished is kept (and `resume` continues from it)
@@ -689,7 +689,7 @@ examples:
   rurk-run                                               the default study on the digits (about half a minute on 2 cores)
   rurk-run --methods all --seeds 131 42 7 --out study    every method, the paper's three seeds
   rurk-run --attack pgd_targeted --c 20 --hp rurk.lambda_a=0.3 --resume   targeted PGD; continue an interrupted run
-  rurk-run --methods all --seeds 131 42 7 --executor ray --threads 1         seeds and methods as Ray tasks, one core each
+  rurk-run --methods all --seeds 131 42 7 --executor ray                     seeds and methods as Ray tasks, one core each
   rurk-run --dataset imagenet100 --data-root DIR --executor ray --ray-address HEAD:6379   the ImageNet-100 study on a Ray cluster"""
 
 def parser() -> argparse.ArgumentParser:
@@ -723,7 +723,7 @@ def parser() -> argparse.ArgumentParser:
     a('--resume', action='store_true', help='keep the results of an earlier run of the same configuration in --out')
     a('--save-models', action=argparse.BooleanOptionalAction, default=None, help='save every model and the forget set to --out/models (default: when a model is under 20 MB)')
     a('--quiet', action='store_true', help='no progress bars')
-    a('--threads', type=int, default=None, help='torch threads (default: the cores this process may use, see rurk.train.default_threads); with --executor ray, per task')
+    a('--threads', type=int, default=None, help='torch threads (default: the cores this process may use, see rurk.train.default_threads); with --executor ray: per task (default 1)')
     a('--executor', default='local', choices=list(EXECUTORS), help="local (default: in this process, in order) or ray (seeds and methods as Ray tasks; pip install 'rurk[ray]')")
     a('--ray-address', default=None, metavar='ADDR', help='with --executor ray: the Ray cluster to join, e.g. 10.0.0.1:6379 (default: start a local Ray instance)')
     return p
@@ -758,7 +758,7 @@ def main(argv=None):
         try: _check_ray()
         except ImportError as e: p.error(str(e))
     try: res = run_experiment(cfg, out, False if ns.no_cache else ns.cache, ns.resume, not ns.quiet, executor=ns.executor,
-                              ray_address=ns.ray_address, threads=ns.threads or default_threads())
+                              ray_address=ns.ray_address, threads=ns.threads)
     except KeyboardInterrupt:
         done = json.loads((out/'results.json').read_text()) if (out/'results.json').exists() else {'methods': {}}
         n = sum(len(m.get('per_seed', {})) for m in done['methods'].values())
