@@ -260,7 +260,8 @@ ENV1 = dict(os.environ, OMP_NUM_THREADS='1')  # every run of a comparison with t
 
 def _start(out, cache):
     return subprocess.Popen([shutil.which('rurk-run'), *RUN, '--out', str(out), '--cache', str(cache)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=ENV1)
+                            stderr=subprocess.PIPE, text=True, env=ENV1,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # Ctrl-C reaches it even when the tests run as a background job
 
 def _check_leftovers(out, cache):
     "results.json (if any) parses and is complete for what it lists; every cached model loads and matches its checksum."

@@ -18,19 +18,9 @@ def _numbers(res):
         return out
     return {n: {s: row(r) for s, r in m['per_seed'].items()} for n, m in res['methods'].items()}
 
-def test_ray_interrupt(tmp_path):
-    "Ctrl-C (here: raised at the first finished row) cancels the tasks, shuts down the Ray instance the run started, and keeps what finished."
-    assert not ray.is_initialized()
-    def log(line):
-        if 'original:' in line: raise KeyboardInterrupt
-    cfg = RunConfig(methods=['gd'], hp={'gd': {'epochs': 1}}, train_epochs=2, taus=[0.0], c=2, mia=False, relearn=False)
-    with pytest.raises(KeyboardInterrupt): run_experiment(cfg, tmp_path/'o', tmp_path/'c', progress=False, log=log, executor='ray', threads=1)
-    assert not ray.is_initialized()
-    assert list(json.loads((tmp_path/'o'/'results.json').read_text())['methods']) == ['original']
-
 @pytest.fixture(scope='module')
 def local_ray():
-    ray.init(num_cpus=2, _node_ip_address='127.0.0.1', include_dashboard=False, log_to_driver=False, configure_logging=False)
+    if not ray.is_initialized(): ray.init(num_cpus=2, _node_ip_address='127.0.0.1', include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield
     ray.shutdown()
 
@@ -63,6 +53,18 @@ def test_ray_equals_local_and_resumes(tmp_path, local_ray):
         assert json.dumps(res['methods']['gd']['per_seed']) == json.dumps(b['methods']['gd']['per_seed'])   # kept, not recomputed (timings included)
     finally:
         for m in ('broken_ray', 'as_is_ray'): METHODS.pop(m, None)
+
+def test_ray_interrupt(tmp_path, local_ray, monkeypatch):
+    "Ctrl-C (here: raised at the first finished row) cancels the tasks, shuts down the Ray instance the run started, and keeps what finished."
+    import rurk.run
+    monkeypatch.setattr(rurk.run, '_ray_init', lambda address: True)   # as if the run had started this instance (it is the last test here)
+    def log(line):
+        if 'original:' in line: raise KeyboardInterrupt
+    cfg = RunConfig(methods=['gd'], hp={'gd': {'epochs': 1}}, train_epochs=2, taus=[0.0], c=2, mia=False, relearn=False)
+    with pytest.raises(KeyboardInterrupt): run_experiment(cfg, tmp_path/'o', tmp_path/'c', progress=False, log=log, executor='ray', threads=1)
+    assert not ray.is_initialized()
+    kept = json.loads((tmp_path/'o'/'results.json').read_text())['methods']   # the rows finished before the interrupt, the last one included
+    assert 'original' in kept and set(kept) <= {'original', 'retrain', 'retrain_2', 'gd'} and all('RA' in m['per_seed']['0'] for m in kept.values())
 
 def test_ray_cli_errors(capsys):
     with pytest.raises(SystemExit) as e: main(['--ray-address', '127.0.0.1:1', '--quiet'])
