@@ -12,9 +12,10 @@ from torch import Tensor
 # %% auto #0
 __all__ = ['DIGITS_TAUS', 'CIFAR_TAUS', 'MNIST5K_TAUS', 'CIFAR10_CLASSES', 'IMAGENET_TAUS', 'SCENARIOS', 'EMBEDDED',
            'validate_split', 'validate_labels', 'forget_indices', 'check_pixels', 'as_workers', 'LazyImages',
-           'LabelledImages', 'take', 'cat_data', 'Scenario', 'load_digits_tensors', 'digits_scenario', 'mnist5k_path',
-           'load_mnist5k_tensors', 'mnist5k_scenario', 'load_cifar10', 'cifar5_scenario', 'cifar10_scenario',
-           'write_cifar_fixture', 'imagenet100_scenario', 'write_imagefolder_fixture', 'make_scenario']
+           'LabelledImages', 'batches_of', 'take', 'cat_data', 'Scenario', 'load_digits_tensors', 'digits_scenario',
+           'mnist5k_path', 'load_mnist5k_tensors', 'mnist5k_scenario', 'load_cifar10', 'cifar5_scenario',
+           'cifar10_scenario', 'write_cifar_fixture', 'imagenet100_scenario', 'write_imagefolder_fixture',
+           'make_scenario']
 
 # %% ../nbs/01_data.ipynb #f8c6433c
 def _as_index(idx, name:str) -> Tensor:
@@ -133,6 +134,12 @@ class LabelledImages(torch.utils.data.Dataset):
         "`(x, y)` chunks of `size` samples, in order."
         cuts = [torch.arange(k, min(k + size, len(self))) for k in range(0, len(self), size)]
         return zip(self.x.batches(cuts), (self.y[c] for c in cuts))
+
+def batches_of(x, cuts):
+    "The rows of `x` for each index tensor or slice in `cuts`, in order: tensor indexing, or `LazyImages` read ahead by its DataLoader."
+    if not getattr(x, 'is_lazy', False): return (x[c] for c in cuts)
+    n = torch.arange(len(x))
+    return x.batches([n[c] for c in cuts])
 
 def take(x, i):
     "Rows `i` of `x`: a tensor indexed, or a `LazyImages` view (nothing read)."

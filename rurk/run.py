@@ -576,21 +576,21 @@ def _model_from(scn, cfg:RunConfig, state:dict):
     with torch.random.fork_rng(devices=[]): m = make_model(**model_spec(scn, cfg))
     m.load_state_dict(state); return m.eval().to(default_device(cfg.device))
 
-def _ray_reference(cfg:RunConfig, seed:int, cache_dir, threads:int) -> dict:
-    "Ray task: the reference models of `seed` (trained, or from the cache) as weights, and what the rows' evaluation needs."
+def _ray_reference(cfg:RunConfig, seed:int, cache_dir, threads:int) -> tuple:
+    "Ray task (two returns): what the rows' evaluation needs of the reference models of `seed` (trained, or from the cache), and their weights."
     torch.set_num_threads(threads)
     ctx = seed_setup(cfg, seed, cache_dir)
-    return dict(states={k: _state(m) for k, (m, _) in ctx['refs'].items()}, secs={k: s for k, (_, s) in ctx['refs'].items()},
-                info=ctx['info'], ref=ctx['ref'], forget_loss=ctx['forget_loss'], taus=[float(t) for t in ctx['taus']])
+    return (dict(secs={k: s for k, (_, s) in ctx['refs'].items()}, info=ctx['info'], ref=ctx['ref'], forget_loss=ctx['forget_loss'],
+                 taus=[float(t) for t in ctx['taus']]), {k: _state(m) for k, (m, _) in ctx['refs'].items()})
 
-def _ray_row(cfg:RunConfig, seed:int, name:str, refd:dict, cache_dir, threads:int, save:bool, method=None) -> tuple:
+def _ray_row(cfg:RunConfig, seed:int, name:str, refd:dict, states:dict, cache_dir, threads:int, save:bool, method=None) -> tuple:
     "Ray task: row `name` of `seed`: `(result, None, weights if save)`, or `(None, error, traceback)` if it failed."
     torch.set_num_threads(threads)
     try:
         if method is not None and name not in {m.name for m in list_methods()}: METHODS[name] = method  # registered in the driver's session only
         scn = make_scenario(cfg.dataset, **scenario_kwargs(cfg, seed))
         ctx = dict(scn=scn, taus=refd['taus'], ref=refd['ref'], forget_loss=refd['forget_loss'],
-                   refs={k: (_model_from(scn, cfg, sd), refd['secs'][k]) for k, sd in refd['states'].items()})
+                   refs={k: (_model_from(scn, cfg, sd), refd['secs'][k]) for k, sd in states.items()})
         r, model = run_row(name, ctx, cfg, seed, cache_dir)
         return r, None, (_state(model) if save else None)
     except Exception as e: return None, f"{type(e).__name__}: {e}", traceback.format_exc()
@@ -615,7 +615,7 @@ def _run_ray(cfg, res, out, cache_dir, log, address, threads):
     import ray
     started = _ray_init(address)
     opts = dict(num_cpus=threads, num_gpus=1 if default_device(cfg.device).type == 'cuda' else 0, max_retries=0)
-    ref_task, row_task, pending = ray.remote(_ray_reference).options(**opts), ray.remote(_ray_row).options(**opts), {}
+    ref_task, row_task, pending = ray.remote(_ray_reference).options(**opts, num_returns=2), ray.remote(_ray_row).options(**opts), {}
     try:
         for seed in cfg.seeds:
             scn = make_scenario(cfg.dataset, **scenario_kwargs(cfg, seed)); log(f"[seed {seed}] {scn} (on Ray)")
@@ -624,8 +624,8 @@ def _run_ray(cfg, res, out, cache_dir, log, address, threads):
             if not todo: continue
             with torch.random.fork_rng(devices=[]): save = should_save(cfg, make_model(**model_spec(scn, cfg)))  # small models: saved as locally
             if save: save_forget_set(scn, out, seed)
-            rref = ref_task.remote(cfg, seed, cache_dir, threads); pending[rref] = (seed, None, scn, save)
-            for n in todo: pending[row_task.remote(cfg, seed, n, rref, cache_dir, threads, save, METHODS.get(n))] = (seed, n, scn, save)
+            rref, sref = ref_task.remote(cfg, seed, cache_dir, threads); pending[rref] = (seed, None, scn, save)  # the weights go to the rows' tasks only
+            for n in todo: pending[row_task.remote(cfg, seed, n, rref, sref, cache_dir, threads, save, METHODS.get(n))] = (seed, n, scn, save)
         while pending:
             (ref,), _ = ray.wait(list(pending), num_returns=1)
             seed, name, scn, save = pending.pop(ref)

@@ -10,6 +10,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 from .models import param_device
 from .validate import keep_modes, model_dtype
+from .data import batches_of
 
 # %% auto #0
 __all__ = ['default_device', 'sync_time', 'seed_everything', 'default_threads', 'iterate_batches', 'augment_batch', 'sgd',
@@ -59,7 +60,7 @@ def iterate_batches(x:Tensor, y:Tensor, # inputs and labels
     "Yield `(xb, yb)` batches of `x` (a tensor, or `LazyImages` read ahead by its DataLoader) and the tensor `y`, on `device`."
     idx = torch.randperm(len(x), generator=g) if shuffle else torch.arange(len(x))
     cuts = [idx[i:i+bs] for i in range(0, len(x), bs)]
-    for b, xb in zip(cuts, x.batches(cuts) if getattr(x, 'is_lazy', False) else (x[b] for b in cuts)):
+    for b, xb in zip(cuts, batches_of(x, cuts)):
         xb = augment_batch(xb, g) if augment else xb
         yield xb.to(device, non_blocking=True), y[b].to(device, non_blocking=True)
 
@@ -129,8 +130,7 @@ def fit(model:nn.Module, x:Tensor, y:Tensor, # model and training data
 def predict(model:nn.Module, x:Tensor, bs:int=2048) -> Tensor:
     "Logits of `model` (in eval mode) on `x` (a tensor or `LazyImages`), in batches, on the CPU."
     dev, dt = param_device(model), model_dtype(model)
-    cuts = [slice(i, i + bs) for i in range(0, len(x), bs)]
-    xs = x.batches([torch.arange(len(x))[c] for c in cuts]) if getattr(x, 'is_lazy', False) else (x[c] for c in cuts)
+    xs = batches_of(x, [slice(i, i + bs) for i in range(0, len(x), bs)])
     with keep_modes(model):
         model.eval()
         return torch.cat([model(xb.to(dev, dt)).float().cpu() for xb in xs]) if len(x) else torch.empty(0)
