@@ -8,11 +8,11 @@ import argparse, copy, math, statistics, time, warnings, torch, torch.nn.functio
 from .models import make_model
 from .perturb import get_perturbation, input_grad
 from .residual import residual_knowledge, best_batch, CANDIDATES, CUDA_CANDIDATES, BATCH_CACHE
-from .train import default_device, default_threads, sync_time, iterate_batches, sgd, run_steps, fit
+from .train import default_device, default_threads, sync_time, iterate_batches, sgd, run_steps, fit, steady_malloc
 
 # %% auto #0
-__all__ = ['SHAPES', 'NOISE', 'ATTACKS', 'raw_forward', 'raw_grad', 'raw_forward_rate', 'best_raw', 'paper_pipeline', 'bench',
-           'bare_loop', 'gd_loop', 'bench_training', 'report', 'report_training', 'main']
+__all__ = ['SHAPES', 'NOISE', 'ATTACKS', 'raw_forward', 'raw_grad', 'paper_pipeline', 'bench', 'bare_loop', 'gd_loop',
+           'bench_training', 'report', 'report_training', 'main']
 
 # %% ../nbs/12_bench.ipynb #c4063020
 SHAPES = dict( # name: (architecture, input shape, forget samples n, draws c): the default sizes of `rurk-bench`
@@ -45,14 +45,6 @@ def raw_grad(m, shape, rows:int, batch_size:int, dev, n_classes:int=10) -> float
         k = min(batch_size, rows - done); input_grad(m, x[:k], t_[:k]); done += k
     return sync_time(dev) - t
 
-def raw_forward_rate(m, a, shape, rows:int, batch_size:int, dev) -> float:
-    "Inputs per second of both models' forward pass and argmax on `rows` ready-made inputs, in batches."
-    return rows / raw_forward(m, a, shape, rows, batch_size, dev)
-
-def best_raw(timer, rows:int, dev) -> tuple:
-    "(batch size, seconds): the fastest of every candidate batch size (no early stop) for `timer(batch_size) -> seconds` on `rows` inputs."
-    ts = {b: timer(b) for b in _candidates(dev, rows)}
-    b = min(ts, key=ts.get); return b, ts[b]
 
 # %% ../nbs/12_bench.ipynb #dc60256d
 def paper_pipeline(m, a, x, y, taus, attack:str, c:int, g:torch.Generator, n_classes:int=10):
@@ -75,6 +67,10 @@ def _models(arch, shape, dev, seed):
 def _timed(dev, f, *args, **kw) -> float:
     t = sync_time(dev); f(*args, **kw); return sync_time(dev) - t
 
+def _spread(v:list) -> tuple:
+    "(median, lowest, highest) of per-round values."
+    return statistics.median(v), min(v), max(v)
+
 def bench(arch:str='smallcnn', # architecture of the two models (see `rurk.models.ARCHS`)
           shape=(1, 8, 8), # input shape
           n:int=70, # forget samples
@@ -83,13 +79,23 @@ def bench(arch:str='smallcnn', # architecture of the two models (see `rurk.model
           pgd_c:int=None, # draws per sample and τ for PGD (default c // 5, at least 1)
           attacks=NOISE + tuple(ATTACKS), # perturbation families to time
           batch_size:int=None, # estimator batch (default: the estimator's own, `best_batch`)
-          repeats:int=3, # interleaved rounds; the medians are reported
+          repeats:int=5, # timed rounds (after one untimed warm-up round); medians are reported
           paper:bool=True, # time the paper's pipeline too (Gaussian, FGSM, PGD)
           device=None, seed:int=0) -> dict:
-    "Seconds of the estimator per attack, of the raw model passes it needs at their best batch size, and of the paper's pipeline, interleaved in one run; medians over `repeats` rounds."
+    "Seconds of the estimator per attack, of the raw model passes it needs at every candidate batch size, and of the paper's pipeline, interleaved in one run; rates and per-round ratios, medians over `repeats` rounds."
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', UserWarning)  # two untrained models: r_τ is often undefined, which does not matter here
         return _bench(arch, shape, n, c, n_taus, pgd_c, attacks, batch_size, repeats, paper, device, seed)
+
+def _jobs(m, a, x, y, shape, taus, attacks, draws, fr, gr, batch_size, paper, dev, seed) -> dict:
+    "Every timed call of one round, {key: () -> seconds}, in the order they run: the raw sweeps, then per attack the estimator and the paper's pipeline."
+    jobs = {('raw_forward', b): (lambda b=b: raw_forward(m, a, shape, fr, b, dev)) for b in _candidates(dev, fr)}
+    if gr: jobs.update({('raw_grad', b): (lambda b=b: raw_grad(m, shape, gr, b, dev)) for b in _candidates(dev, gr)})
+    for at in attacks:
+        jobs[at] = lambda at=at: _timed(dev, residual_knowledge, m, a, x, y, taus, at, draws[at], batch_size=batch_size, device=dev)
+        if paper and at in ('gaussian', *ATTACKS):
+            jobs['paper_' + at] = lambda at=at: _timed(dev, paper_pipeline, m, a, x, y, taus, at, draws[at], torch.Generator(device=dev).manual_seed(seed))
+    return jobs
 
 def _bench(arch, shape, n, c, n_taus, pgd_c, attacks, batch_size, repeats, paper, device, seed):
     dev = default_device(device); m, a = _models(arch, shape, dev, seed)
@@ -98,32 +104,42 @@ def _bench(arch, shape, n, c, n_taus, pgd_c, attacks, batch_size, repeats, paper
     taus = [0.05 * (i + 1) for i in range(n_taus)]  # τ > 0: every attack takes all its gradient steps
     pgd_c = pgd_c or max(1, c // 5); draws = {at: pgd_c if at.startswith('pgd') else c for at in attacks}
     rows = {at: n * draws[at] * n_taus for at in attacks}
-    out = dict(arch=arch, shape=list(shape), n=n, c=c, pgd_c=pgd_c, n_taus=n_taus, rows=rows, device=str(dev), threads=torch.get_num_threads(), repeats=repeats)
+    out = dict(arch=arch, shape=list(shape), n=n, c=c, pgd_c=pgd_c, n_taus=n_taus, rows=rows, device=str(dev), threads=torch.get_num_threads(), repeats=repeats,
+               malloc='steady' if steady_malloc.active else 'default')
     # the estimator's batch sizes: measured once per process (this is that once), then cached
     t = time.perf_counter()
     out['batch'] = best_batch(m, shape, False, n * c, dev) if batch_size is None else batch_size
     out['grad_batch'] = {at: best_batch(m, shape, True, n * draws[at], dev) if batch_size is None else batch_size for at in attacks if at in ATTACKS}
     out['measure_seconds'] = time.perf_counter() - t
-    for at in attacks: residual_knowledge(m, a, x[:4], y[:4], taus[:1], at, c=4, batch_size=64, device=dev)  # warm-up
-    # the raw passes' best batch sizes: every candidate, on the estimator's number of rows
-    fr, gr = max(rows[k] for k in attacks if k in NOISE) if any(k in NOISE for k in attacks) else n * c, max([rows[k] for k in attacks if k in ATTACKS] or [0])
-    out['raw_batch'], _ = best_raw(lambda b: raw_forward(m, a, shape, fr, b, dev), fr, dev)
-    if gr: out['raw_grad_batch'], _ = best_raw(lambda b: raw_grad(m, shape, gr, b, dev), gr, dev)
-    ts = {}
-    add = lambda k, v: ts.setdefault(k, []).append(v)
+    # the raw passes on the estimator's number of rows, at every candidate batch size, in every round
+    fr = max([rows[k] for k in attacks if k in NOISE] or [n * c]); gr = max([rows[k] for k in attacks if k in ATTACKS] or [0])
+    jobs = _jobs(m, a, x, y, shape, taus, attacks, draws, fr, gr, batch_size, paper, dev, seed)
+    for f in jobs.values(): f()  # the warm-up round, untimed
+    ts = {k: [] for k in jobs}
     for _ in range(repeats):
-        add('raw_forward', raw_forward(m, a, shape, fr, out['raw_batch'], dev) / fr)  # seconds per row
-        if gr: add('raw_grad', raw_grad(m, shape, gr, out['raw_grad_batch'], dev) / gr)
-        for at in attacks:
-            add(at, _timed(dev, residual_knowledge, m, a, x, y, taus, at, draws[at], batch_size=batch_size, device=dev) / rows[at])
-            if paper and at in ('gaussian', *ATTACKS):
-                add('paper_' + at, _timed(dev, paper_pipeline, m, a, x, y, taus, at, draws[at], torch.Generator(device=dev).manual_seed(seed)) / rows[at])
-    med = {k: statistics.median(v) for k, v in ts.items()}
-    out['raw_forward'] = 1 / med['raw_forward']
+        for k, f in jobs.items(): ts[k].append(f())
+    return _summarise(out, ts, rows, fr, gr, attacks)
+
+def _summarise(out, ts, rows, fr, gr, attacks) -> dict:
+    "Rates (inputs per second, medians) and per-round ratios to the raw passes at their best batch size and to the paper's pipeline."
+    med = lambda k: statistics.median(ts[k])
+    out['raw_sweep'] = {k[1]: fr / med(k) for k in ts if isinstance(k, tuple) and k[0] == 'raw_forward'}
+    out['raw_batch'] = max(out['raw_sweep'], key=out['raw_sweep'].get)
+    fwd = [t / fr for t in ts[('raw_forward', out['raw_batch'])]]  # seconds per row, per round
+    out['raw_forward'] = 1 / statistics.median(fwd)
+    if gr:
+        out['raw_grad_sweep'] = {k[1]: gr / med(k) for k in ts if isinstance(k, tuple) and k[0] == 'raw_grad'}
+        out['raw_grad_batch'] = max(out['raw_grad_sweep'], key=out['raw_grad_sweep'].get)
+        grad = [t / gr for t in ts[('raw_grad', out['raw_grad_batch'])]]
+    out['x_raw'], out['x_paper'] = {}, {}
     for at in attacks:
-        out[at] = 1 / med[at]  # rows per second
-        out['raw_' + at] = 1 / (ATTACKS[at] * med['raw_grad'] + med['raw_forward']) if at in ATTACKS else out['raw_forward']
-        if 'paper_' + at in med: out['paper_' + at] = 1 / med['paper_' + at]
+        own = [t / rows[at] for t in ts[at]]
+        raw = [ATTACKS[at] * gd + fw for gd, fw in zip(grad, fwd)] if at in ATTACKS else fwd  # raw seconds per row, per round
+        out[at], out['raw_' + at] = 1 / statistics.median(own), 1 / statistics.median(raw)
+        out['x_raw'][at] = _spread([r / o for r, o in zip(raw, own)])  # > 1: the estimator beats the raw passes
+        if 'paper_' + at in ts:
+            out['paper_' + at] = rows[at] / med('paper_' + at)
+            out['x_paper'][at] = _spread([p / t for p, t in zip(ts['paper_' + at], ts[at])])
     return out
 
 # %% ../nbs/12_bench.ipynb #1d986814
@@ -147,45 +163,56 @@ def gd_loop(model, x, y, epochs:int=3, lr:float=0.01, bs:int=128, momentum:float
     return run_steps(model, lambda ep: iterate_batches(x, y, bs, True, g, 'cpu'), step, epochs, sgd(model, lr, momentum, wd),
                      -(-len(x) // bs), cosine=False, progress=progress, desc='gd')
 
-def bench_training(x, y, epochs:int=3, repeats:int=3, seed:int=0, progress:bool=False) -> dict:
-    "Seconds of `fit` and of GD's `run_steps` against `bare_loop` on the same batches (SmallCNN, CPU), interleaved, medians; and whether the weights come out identical."
+def bench_training(x, y, epochs:int=3, repeats:int=5, seed:int=0, progress:bool=False) -> dict:
+    "Seconds of `fit` and of GD's `run_steps` against `bare_loop` on the same batches (SmallCNN, CPU): medians, per-round ratios (each pair run in alternating order) and whether the weights come out identical."
     torch.manual_seed(seed); m0 = make_model('smallcnn', n_classes=10, in_ch=x.shape[1])
-    runs = dict(fit=lambda m: fit(m, x, y, epochs, lr=0.05, bs=64, seed=seed, device='cpu', progress=progress),
-                bare_fit=lambda m: bare_loop(m, x, y, epochs, 0.05, 64, 0.9, 5e-4, seed, True),
-                gd=lambda m: gd_loop(m, x, y, epochs, seed=seed, progress=progress),
-                bare_gd=lambda m: bare_loop(m, x, y, epochs, 0.01, 128, 0.9, 1e-4, seed, False))
-    ts, models = {k: [] for k in runs}, {}
-    for k, f in runs.items(): f(copy.deepcopy(m0))  # warm-up
-    for _ in range(repeats):
-        for k, f in runs.items():
-            mm = copy.deepcopy(m0); t = time.perf_counter(); models[k] = f(mm); ts[k].append(time.perf_counter() - t)
-    same = lambda p, q: all(torch.equal(u, v) for u, v in zip(models[p].state_dict().values(), models[q].state_dict().values()))
-    return dict(n=len(x), shape=list(x.shape[1:]), epochs=epochs, repeats=repeats, progress=progress, **{k: statistics.median(v) for k, v in ts.items()},
-                same_fit=same('fit', 'bare_fit'), same_gd=same('gd', 'bare_gd'))
+    pairs = dict(fit=(lambda m: fit(m, x, y, epochs, lr=0.05, bs=64, seed=seed, device='cpu', progress=progress),
+                      lambda m: bare_loop(m, x, y, epochs, 0.05, 64, 0.9, 5e-4, seed, True)),
+                 gd=(lambda m: gd_loop(m, x, y, epochs, seed=seed, progress=progress),
+                     lambda m: bare_loop(m, x, y, epochs, 0.01, 128, 0.9, 1e-4, seed, False)))
+    ts, models = {}, {}
+    for r in range(repeats + 1):  # round 0 is the warm-up, untimed
+        for k, fs in pairs.items():
+            for j in ((0, 1) if r % 2 else (1, 0)):  # alternate which of the pair runs first
+                mm = copy.deepcopy(m0); t = time.perf_counter(); models[k, j] = fs[j](mm)
+                if r: ts.setdefault((k, j), []).append(time.perf_counter() - t)
+    same = lambda k: all(torch.equal(u, v) for u, v in zip(models[k, 0].state_dict().values(), models[k, 1].state_dict().values()))
+    out = dict(n=len(x), shape=list(x.shape[1:]), epochs=epochs, repeats=repeats, progress=progress, malloc='steady' if steady_malloc.active else 'default')
+    for k in pairs:
+        out[k], out['bare_' + k] = statistics.median(ts[k, 0]), statistics.median(ts[k, 1])
+        out['x_' + k] = _spread([b / o for o, b in zip(ts[k, 0], ts[k, 1])]); out['same_' + k] = same(k)
+    return out
 
 # %% ../nbs/12_bench.ipynb #8737da9f
+def _x(s:tuple, w:int=5) -> str:
+    "A per-round ratio as 'median (lowest–highest)'."
+    return f"{s[0]:{w}.2f} ({s[1]:.2f}–{s[2]:.2f})"
+
+def _sweep(d:dict) -> str: return ', '.join(f"{b}: {v:,.0f}" for b, v in d.items())
+
 def report(r:dict) -> str:
-    "One shape's benchmark as a small table: inputs per second, the ratio to the raw passes, and the speed-up over the paper's pipeline."
+    "One shape's benchmark as a small table: inputs per second, and the per-round ratios to the raw passes and to the paper's pipeline (median, range)."
     sh = '×'.join(map(str, r['shape'])); gb = r.get('grad_batch', {})
-    lines = [f"{r['arch']} on {sh} inputs, {r['device']} ({r['threads']} threads): n = {r['n']} samples × c = {r['c']} (PGD: {r['pgd_c']}) × {r['n_taus']} τ, "
-             f"median of {r['repeats']} round{'s' if r['repeats'] > 1 else ''}",
+    lines = [f"{r['arch']} on {sh} inputs, {r['device']} ({r['threads']} threads, malloc {r['malloc']}): n = {r['n']} samples × c = {r['c']} (PGD: {r['pgd_c']}) × {r['n_taus']} τ, "
+             f"{r['repeats']} round{'s' if r['repeats'] > 1 else ''} after a warm-up; rates are medians, ratios are per round: median (lowest–highest)",
+             f"  raw forward by batch (inputs/s): {_sweep(r['raw_sweep'])}" + (f"; input gradient: {_sweep(r['raw_grad_sweep'])}" if 'raw_grad_sweep' in r else ''),
              f"  batch: raw forward best {r['raw_batch']}, estimator {r['batch']}" + (f"; raw input gradient best {r['raw_grad_batch']}, estimator "
              + '/'.join(str(v) for v in gb.values()) if gb else '') + f" (estimator's measurement: {r['measure_seconds']:.2f} s, once per process)",
-             f"  {'':28s} {'rows':>7} {'inputs/s':>10} {'× raw':>6} {'paper /s':>10} {'× paper':>8}",
-             f"  {'raw forward (2 models)':28s} {'':>7} {r['raw_forward']:10,.0f} {1:6.2f}"]
+             f"  {'':28s} {'rows':>7} {'inputs/s':>10} {'× raw':>17} {'paper /s':>10} {'× paper':>17}",
+             f"  {'raw forward (2 models)':28s} {'':>7} {r['raw_forward']:10,.0f}"]
     for k in r['rows']:
-        if k in ATTACKS: lines.append(f"  {'raw ' + k + f' ({ATTACKS[k]} grad + 2 fwd)':28s} {'':>7} {r['raw_' + k]:10,.0f} {1:6.2f}")
-        p = f"{r['paper_' + k]:10,.0f} {r[k] / r['paper_' + k]:7.1f}×" if 'paper_' + k in r else ''
-        lines.append(f"  {'estimator ' + k:28s} {r['rows'][k]:7,d} {r[k]:10,.0f} {r[k] / r['raw_' + k]:6.2f} {p}")
+        if k in ATTACKS: lines.append(f"  {'raw ' + k + f' ({ATTACKS[k]} grad + 2 fwd)':28s} {'':>7} {r['raw_' + k]:10,.0f}")
+        p = f"{r['paper_' + k]:10,.0f} {_x(r['x_paper'][k], 6)}" if k in r['x_paper'] else ''
+        lines.append(f"  {'estimator ' + k:28s} {r['rows'][k]:7,d} {r[k]:10,.0f} {_x(r['x_raw'][k], 6)} {p}")
     return '\n'.join(lines)
 
 def report_training(t:dict) -> str:
     "The training benchmark as a small table."
     yes = lambda b: 'identical' if b else 'DIFFERENT'
-    return '\n'.join([f"training: SmallCNN on {t['n']} inputs of {'×'.join(map(str, t['shape']))}, {t['epochs']} epochs, CPU, median of {t['repeats']} rounds"
-                        + (", progress bars on" if t['progress'] else ''),
-                      f"  fit (bs 64, cosine)        {t['fit']:6.3f} s, bare loop {t['bare_fit']:6.3f} s: {t['bare_fit'] / t['fit']:.2f}× bare; weights {yes(t['same_fit'])}",
-                      f"  GD's run_steps (bs 128)    {t['gd']:6.3f} s, bare loop {t['bare_gd']:6.3f} s: {t['bare_gd'] / t['gd']:.2f}× bare; weights {yes(t['same_gd'])}"])
+    return '\n'.join([f"training: SmallCNN on {t['n']} inputs of {'×'.join(map(str, t['shape']))}, {t['epochs']} epochs, CPU (malloc {t['malloc']}), {t['repeats']} rounds after a warm-up"
+                        + (", progress bars on" if t['progress'] else '') + "; times are medians, ratios per round: median (lowest–highest)",
+                      f"  fit (bs 64, cosine)        {t['fit']:6.3f} s, bare loop {t['bare_fit']:6.3f} s: {_x(t['x_fit'], 4)} × bare; weights {yes(t['same_fit'])}",
+                      f"  GD's run_steps (bs 128)    {t['gd']:6.3f} s, bare loop {t['bare_gd']:6.3f} s: {_x(t['x_gd'], 4)} × bare; weights {yes(t['same_gd'])}"])
 
 # %% ../nbs/12_bench.ipynb #0da19c61
 def main(argv=None):
@@ -196,13 +223,15 @@ def main(argv=None):
     p.add_argument('--n', type=int, default=None, help='forget samples (default: per shape, see rurk.bench.SHAPES)')
     p.add_argument('--c', type=int, default=None, help='draws per sample and τ (default: per shape)')
     p.add_argument('--pgd-c', type=int, default=None, help='draws per sample and τ for PGD (default: c // 5)')
-    p.add_argument('--n-taus', type=int, default=2); p.add_argument('--repeats', type=int, default=3)
+    p.add_argument('--n-taus', type=int, default=2); p.add_argument('--repeats', type=int, default=5, help='timed rounds, after one untimed warm-up round')
     p.add_argument('--batch-size', type=int, default=None, help="estimator batch (default: the estimator's own choice)")
     p.add_argument('--no-paper', action='store_true', help="skip the paper's pipeline"); p.add_argument('--no-train', action='store_true', help='skip the training loops')
     p.add_argument('--threads', type=int, default=None, help='torch threads (default: rurk.train.default_threads())')
+    p.add_argument('--malloc', default='steady', choices=['steady', 'default'], help="glibc keeps freed memory for reuse (rurk.train.steady_malloc), or glibc's own settings")
     p.add_argument('--device', default=None)
     ns = p.parse_args(argv)
     torch.set_num_threads(ns.threads or default_threads())
+    if ns.malloc == 'steady': steady_malloc()
     for name in ns.shapes:
         arch, shape, n, c = SHAPES[name]
         print(report(bench(arch, shape, ns.n or n, ns.c or c, ns.n_taus, ns.pgd_c, batch_size=ns.batch_size, repeats=ns.repeats,

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_residual.ipynb #9d566e5b
 from __future__ import annotations
-import math, time, warnings, numpy as np, torch, torch.nn as nn
+import math, statistics, time, warnings, numpy as np, torch, torch.nn as nn
 from dataclasses import dataclass, field, asdict
 from torch import Tensor
 from tqdm.auto import tqdm
@@ -14,9 +14,10 @@ from .validate import as_data, as_labels, as_int, check_tau, check_taus, keep_mo
 from .train import sync_time
 
 # %% auto #0
-__all__ = ['ZERO_POLICIES', 'STATS', 'MAX_UNDEFINED', 'CANDIDATES', 'CUDA_CANDIDATES', 'BATCH_CACHE', 'BLOCK', 'STREAM_CHUNK',
-           'nearest_index', 'ratio', 'pooled_ratio', 'boot_weights', 'boot_replicates', 'percentile_ci', 'RKResult',
-           'ci_of_mean', 'check_rk_inputs', 'time_batches', 'best_batch', 'residual_knowledge', 'sample_draws']
+__all__ = ['ZERO_POLICIES', 'STATS', 'MAX_UNDEFINED', 'CANDIDATES', 'CUDA_CANDIDATES', 'TIE', 'BATCH_CACHE', 'BLOCK',
+           'STREAM_CHUNK', 'nearest_index', 'ratio', 'pooled_ratio', 'boot_weights', 'boot_replicates', 'percentile_ci',
+           'RKResult', 'ci_of_mean', 'check_rk_inputs', 'time_batches', 'best_batch', 'residual_knowledge',
+           'sample_draws']
 
 # %% ../nbs/05_residual.ipynb #686b730f
 ZERO_POLICIES = ('exclude', 'floor') # zero-denominator policies of r̂ (the first is the default)
@@ -184,6 +185,7 @@ def check_rk_inputs(unlearned, retrained, x, y, taus, c, batch_size, zero):
 # %% ../nbs/05_residual.ipynb #99204391
 CANDIDATES = tuple(64 * 2**k for k in range(7)) # batch sizes `best_batch` tries on the CPU: 64 … 4096 rows
 CUDA_CANDIDATES = tuple(256 * 2**k for k in range(7)) # on CUDA: 256 … 16384 rows
+TIE = 0.95 # `best_batch` takes the largest candidate at least this fraction as fast as the fastest
 BATCH_CACHE = {} # (model class, parameter count, input shape, device, dtype, grad, threads) -> best batch size
 
 def _batch_key(model, shape, grad, dev, dtype):
@@ -199,8 +201,9 @@ def _pass(model, x, labels, grad):
 def time_batches(model:nn.Module, shape, # the model and one input's shape (C, H, W)
                  grad:bool=False,       # time input gradients (attacks) rather than forward passes
                  candidates=None,       # batch sizes to try, ascending (default `CANDIDATES`, `CUDA_CANDIDATES` on CUDA)
-                 reps:int=2,            # timed calls per candidate (after one warm-up); the fastest counts
-                 budget:float=1.0,      # seconds: no further candidate once the next would take the measurement past this
+                 reps:int=3,            # timed calls per candidate at least (after one warm-up; one if a call takes over 0.2 s); the median counts
+                 min_time:float=0.1,    # seconds: further calls (up to 20) until a candidate's timed calls add up to this
+                 budget:float=1.5,      # seconds: no further candidate once the next would take the measurement past this
                  stop:float=0.9,        # stop once a candidate's rate falls below `stop` × the best so far
                  device=None, dtype=None # default: the model's
                 ) -> dict:
@@ -218,12 +221,12 @@ def time_batches(model:nn.Module, shape, # the model and one input's shape (C, H
                 x = torch.rand((b,) + tuple(shape), generator=g, device=dev).to(dtype)
                 labels = torch.randint(0, nc, (b,), generator=g, device=dev)
                 t0 = sync_time(dev); _pass(model, x, labels, grad); warm = sync_time(dev) - t0
-                ts = []
-                for _ in range(reps if warm < 0.2 else 1):  # a slow call: one timed repetition is enough
+                ts, k = [], reps if warm < 0.2 else 1  # a slow call: one timed repetition is enough
+                while len(ts) < k or (sum(ts) < min_time and len(ts) < 20):
                     t = sync_time(dev); _pass(model, x, labels, grad); ts.append(sync_time(dev) - t)
             except torch.cuda.OutOfMemoryError:
                 torch.cuda.empty_cache(); break
-            spent += sync_time(dev) - t0; rates[b] = b / min(ts)
+            spent += sync_time(dev) - t0; rates[b] = b / statistics.median(ts)
             if rates[b] < stop * best: break  # past the peak
             best = max(best, rates[b])
             if spent + 2 * (warm + sum(ts)) > budget: break  # the next candidate costs about twice this one
@@ -243,7 +246,8 @@ def best_batch(model:nn.Module, shape, # the model and one input's shape (C, H, 
     key = _batch_key(model, shape, grad, dev, dtype) + (cands[-1],)
     if key not in BATCH_CACHE:
         rates = time_batches(model, shape, grad, cands, device=dev, dtype=dtype)
-        BATCH_CACHE[key] = max(rates, key=rates.get) if rates else cands[0]
+        top = max(rates.values(), default=0)  # ties (within `TIE` of the fastest) go to the larger batch: fewer, larger steps for the estimator's own work
+        BATCH_CACHE[key] = max((b for b, r in rates.items() if r >= TIE * top), default=cands[0])
     return BATCH_CACHE[key]
 
 # %% ../nbs/05_residual.ipynb #5aacfb9e
@@ -272,7 +276,10 @@ def _is_source(x, y) -> bool:
     from torch.utils.data import Dataset, DataLoader
     return isinstance(x, (Dataset, DataLoader)) or (y is None and not isinstance(x, (Tensor, np.ndarray)))
 
-def _slices(n:int, b:int): return [slice(k, min(k + b, n)) for k in range(0, n, b)]
+def _slices(n:int, b:int):
+    "`n` rows in the fewest slices of at most `b` rows, of equal sizes (± 1 row): no small last batch."
+    k = -(-n // b); cut = [i * n // k for i in range(k + 1)]
+    return [slice(lo, hi) for lo, hi in zip(cut, cut[1:])]
 
 def _apply(P:Perturbation, xr, yr, tau, noise, model, b:int):
     "x' of the rows `xr`; an attack's gradient passes in sub-batches of at most `b` rows (each row's x' depends on its own row only)."

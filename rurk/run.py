@@ -10,7 +10,7 @@ from pathlib import Path
 import rurk
 from .data import make_scenario, SCENARIOS, EMBEDDED
 from .models import make_model, ARCHS
-from .train import fit, seed_everything, default_device, cached_model, cache_key, mean_loss, save_checkpoint, load_checkpoint
+from .train import fit, seed_everything, default_device, cached_model, cache_key, mean_loss, save_checkpoint, load_checkpoint, steady_malloc
 from .unlearn import unlearn, get_method, list_methods, check_bn_stats, BN_STATS, METHODS
 from .metrics import unlearning_metrics, avg_gap, relearn_time
 from .residual import residual_knowledge, nearest_index, RKResult, ci_of_mean, ZERO_POLICIES
@@ -19,13 +19,13 @@ from .validate import check_taus, check_hp, as_int
 
 # %% auto #0
 __all__ = ['TRAIN_SETTINGS', 'METHOD_SETTINGS', 'DEFAULT_METHODS', 'DEFAULT_C', 'NOISE_SEED_OFFSET', 'REFERENCE_ROWS', 'SCALARS',
-           'RK_CURVES', 'CSV_CURVES', 'CSV_CIS', 'METHOD_COLOURS', 'MAX_SAVE_MB', 'EXECUTORS', 'RunConfig',
-           'resolve_methods', 'scenario_kwargs', 'validate_config', 'train_settings', 'model_spec', 'reference_key',
-           'reference_models', 'method_settings', 'method_hp', 'evaluate_method', 'aggregate', 'write_json',
-           'environment', 'summarise', 'write_csv', 'method_style', 'robust_range', 'plot_rk', 'should_save',
-           'model_mb', 'model_path', 'save_run_model', 'forget_path', 'save_forget_set', 'load_run_model',
-           'load_forget_set', 'unlearned_model', 'table_taus', 'format_table', 'run_experiment', 'run_names',
-           'seed_setup', 'run_row', 'parser', 'config_from_args', 'main']
+           'RK_CURVES', 'CSV_CURVES', 'CSV_CIS', 'METHOD_COLOURS', 'MAX_SAVE_MB', 'EXECUTORS', 'MALLOCS', 'RunConfig',
+           'resolve_methods', 'scenario_kwargs', 'validate_config', 'train_settings', 'model_spec', 'compute_key',
+           'reference_key', 'reference_models', 'method_settings', 'method_hp', 'evaluate_method', 'aggregate',
+           'write_json', 'environment', 'summarise', 'write_csv', 'method_style', 'robust_range', 'plot_rk',
+           'should_save', 'model_mb', 'model_path', 'save_run_model', 'forget_path', 'save_forget_set',
+           'load_run_model', 'load_forget_set', 'unlearned_model', 'table_taus', 'format_table', 'run_experiment',
+           'run_names', 'seed_setup', 'run_row', 'parser', 'config_from_args', 'main']
 
 # %% ../nbs/11_run.ipynb #364b7b0b
 TRAIN_SETTINGS = {
@@ -155,10 +155,15 @@ def model_spec(scn, cfg:RunConfig) -> dict:
 NOISE_SEED_OFFSET = 10_000  # retrain_2 of seed s trains with seed s + NOISE_SEED_OFFSET
 REFERENCE_ROWS = ('retrain', 'retrain_2')
 
+def compute_key(cfg:RunConfig) -> dict:
+    "What the arithmetic depends on besides the config: torch's version, the device type and, on the CPU, the number of torch threads (it changes how sums are split)."
+    dev = default_device(cfg.device)
+    return dict(torch=torch.__version__, device=dev.type, **({'threads': torch.get_num_threads()} if dev.type == 'cpu' else {}))
+
 def reference_key(scn, cfg:RunConfig, seed:int) -> dict:
-    "What determines the Original of `seed` (the parts of its cache key): scenario, forget set, architecture, training settings, seed."
+    "What determines the Original of `seed` (the parts of its cache key): scenario, forget set, architecture, training settings, seed, and `compute_key`."
     s = train_settings(cfg); arch = s.pop('arch')
-    return dict(scenario=scn.meta, forget=scn.forget_idx, n_train=len(scn.y_train), arch=arch, settings=s, seed=seed, v=1)
+    return dict(scenario=scn.meta, forget=scn.forget_idx, n_train=len(scn.y_train), arch=arch, settings=s, seed=seed, compute=compute_key(cfg), v=2)
 
 def reference_models(scn, cfg:RunConfig, seed:int, cache_dir=None, progress:bool=True):
     "`(original, retrained, retrained_2, info)`: the reference models (`retrained_2` is None without the noise floor), from the cache when possible."
@@ -249,7 +254,8 @@ def environment(device) -> dict:
     dev = default_device(device)
     name = torch.cuda.get_device_name(dev) if dev.type == 'cuda' else _cpu_name()
     return dict(python=platform.python_version(), torch=torch.__version__, rurk=rurk.__version__, device=str(dev), device_name=name,
-                cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads(), platform=platform.platform())
+                cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads(), platform=platform.platform(),
+                malloc='steady' if steady_malloc.active else 'default')
 
 def _cpu_name() -> str:
     "The CPU's model name (Linux), else the machine type."
@@ -455,6 +461,7 @@ def _relearn(m, pm):
 
 # %% ../nbs/11_run.ipynb #90fd5f79
 EXECUTORS = ('local', 'ray')
+MALLOCS = (None, 'default', 'steady') # memory-allocator settings of a run (see `rurk.train.steady_malloc`)
 
 def run_experiment(cfg:RunConfig=None, # what to run (default: the embedded digits scenario)
                    out='rurk_out', # output folder
@@ -464,19 +471,22 @@ def run_experiment(cfg:RunConfig=None, # what to run (default: the embedded digi
                    log=print, # where progress lines go
                    executor:str='local', # 'local' (in this process, in order) or 'ray' (Ray tasks, see below)
                    ray_address:str=None, # with 'ray': the cluster to join (default: start a local Ray instance)
-                   threads:int=None # with 'ray': torch threads (and CPUs requested) per task (default: 1, so that a task runs on every core)
+                   threads:int=None, # with 'ray': torch threads (and CPUs requested) per task (default: 1, so that a task runs on every core)
+                   malloc:str=None # 'steady': `rurk.train.steady_malloc()` in this process and every Ray task; 'default' or None: leave glibc alone
                   ) -> dict:
     "Run every method on every seed; write results.json, results.csv and r_tau.html to `out`; return the results."
     if executor not in EXECUTORS: raise ValueError(f"unknown executor {executor!r}; choose one of {EXECUTORS}")
     if ray_address is not None and executor != 'ray': raise ValueError("ray_address (--ray-address) is for executor 'ray' (--executor ray)")
     if threads is not None: threads = as_int(threads, 'threads (per Ray task)', lo=1)
+    if malloc not in MALLOCS: raise ValueError(f"unknown malloc setting {malloc!r}; choose one of {MALLOCS}")
     cfg = validate_config(cfg or RunConfig())
     if executor == 'ray': _check_ray()
+    if malloc == 'steady': steady_malloc()
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     res = _start(cfg, out, resume, log)
     t0 = time.perf_counter()
     try:
-        if executor == 'ray': _run_ray(cfg, res, out, cache_dir, log, ray_address, threads or 1)
+        if executor == 'ray': _run_ray(cfg, res, out, cache_dir, log, ray_address, threads or 1, malloc)
         else:
             for seed in cfg.seeds: _run_seed(cfg, seed, res, out, cache_dir, progress, log)
     except KeyboardInterrupt:  # what finished is kept (and `resume` continues from it)
@@ -576,16 +586,21 @@ def _model_from(scn, cfg:RunConfig, state:dict):
     with torch.random.fork_rng(devices=[]): m = make_model(**model_spec(scn, cfg))
     m.load_state_dict(state); return m.eval().to(default_device(cfg.device))
 
-def _ray_reference(cfg:RunConfig, seed:int, cache_dir, threads:int) -> tuple:
-    "Ray task (two returns): what the rows' evaluation needs of the reference models of `seed` (trained, or from the cache), and their weights."
+def _task_setup(threads:int, malloc:str):
+    "A Ray task's torch threads and memory allocator."
     torch.set_num_threads(threads)
+    if malloc == 'steady': steady_malloc()
+
+def _ray_reference(cfg:RunConfig, seed:int, cache_dir, threads:int, malloc:str=None) -> tuple:
+    "Ray task (two returns): what the rows' evaluation needs of the reference models of `seed` (trained, or from the cache), and their weights."
+    _task_setup(threads, malloc)
     ctx = seed_setup(cfg, seed, cache_dir)
     return (dict(secs={k: s for k, (_, s) in ctx['refs'].items()}, info=ctx['info'], ref=ctx['ref'], forget_loss=ctx['forget_loss'],
                  taus=[float(t) for t in ctx['taus']]), {k: _state(m) for k, (m, _) in ctx['refs'].items()})
 
-def _ray_row(cfg:RunConfig, seed:int, name:str, refd:dict, states:dict, cache_dir, threads:int, save:bool, method=None) -> tuple:
+def _ray_row(cfg:RunConfig, seed:int, name:str, refd:dict, states:dict, cache_dir, threads:int, save:bool, method=None, malloc:str=None) -> tuple:
     "Ray task: row `name` of `seed`: `(result, None, weights if save)`, or `(None, error, traceback)` if it failed."
-    torch.set_num_threads(threads)
+    _task_setup(threads, malloc)
     try:
         if method is not None and name not in {m.name for m in list_methods()}: METHODS[name] = method  # registered in the driver's session only
         scn = make_scenario(cfg.dataset, **scenario_kwargs(cfg, seed))
@@ -610,7 +625,7 @@ def _order(res, cfg):
     res['methods'] = {n: res['methods'][n] for n in names if n in res['methods']}
     for m in res['methods'].values(): m['per_seed'] = {str(s): m['per_seed'][str(s)] for s in cfg.seeds if str(s) in m['per_seed']} | m['per_seed']
 
-def _run_ray(cfg, res, out, cache_dir, log, address, threads):
+def _run_ray(cfg, res, out, cache_dir, log, address, threads, malloc=None):
     "Every seed and row as Ray tasks; results saved after every finished task."
     import ray
     started = _ray_init(address)
@@ -624,8 +639,8 @@ def _run_ray(cfg, res, out, cache_dir, log, address, threads):
             if not todo: continue
             with torch.random.fork_rng(devices=[]): save = should_save(cfg, make_model(**model_spec(scn, cfg)))  # small models: saved as locally
             if save: save_forget_set(scn, out, seed)
-            rref, sref = ref_task.remote(cfg, seed, cache_dir, threads); pending[rref] = (seed, None, scn, save)  # the weights go to the rows' tasks only
-            for n in todo: pending[row_task.remote(cfg, seed, n, rref, sref, cache_dir, threads, save, METHODS.get(n))] = (seed, n, scn, save)
+            rref, sref = ref_task.remote(cfg, seed, cache_dir, threads, malloc); pending[rref] = (seed, None, scn, save)  # the weights go to the rows' tasks only
+            for n in todo: pending[row_task.remote(cfg, seed, n, rref, sref, cache_dir, threads, save, METHODS.get(n), malloc)] = (seed, n, scn, save)
         while pending:
             (ref,), _ = ray.wait(list(pending), num_returns=1)
             seed, name, scn, save = pending.pop(ref)
@@ -725,6 +740,8 @@ def parser() -> argparse.ArgumentParser:
     a('--quiet', action='store_true', help='no progress bars')
     a('--threads', type=int, default=None, help='torch threads (default: the cores this process may use, see rurk.train.default_threads); with --executor ray: per task (default 1)')
     a('--executor', default='local', choices=list(EXECUTORS), help="local (default: in this process, in order) or ray (seeds and methods as Ray tasks; pip install 'rurk[ray]')")
+    a('--malloc', default='steady', choices=['steady', 'default'], help="steady (default): glibc keeps freed memory for the next batch (faster on the CPU, "
+      "the process keeps its peak memory; see rurk.train.steady_malloc); default: glibc's own settings")
     a('--ray-address', default=None, metavar='ADDR', help='with --executor ray: the Ray cluster to join, e.g. 10.0.0.1:6379 (default: start a local Ray instance)')
     return p
 
@@ -758,7 +775,7 @@ def main(argv=None):
         try: _check_ray()
         except ImportError as e: p.error(str(e))
     try: res = run_experiment(cfg, out, False if ns.no_cache else ns.cache, ns.resume, not ns.quiet, executor=ns.executor,
-                              ray_address=ns.ray_address, threads=ns.threads)
+                              ray_address=ns.ray_address, threads=ns.threads, malloc=ns.malloc)
     except KeyboardInterrupt:
         done = json.loads((out/'results.json').read_text()) if (out/'results.json').exists() else {'methods': {}}
         n = sum(len(m.get('per_seed', {})) for m in done['methods'].values())

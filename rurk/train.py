@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_train.ipynb #3adf045e
 from __future__ import annotations
-import contextlib, copy, hashlib, json, math, os, random, time, warnings, numpy as np, torch, torch.nn as nn, torch.nn.functional as F
+import contextlib, copy, ctypes, platform, hashlib, json, math, os, random, time, warnings, numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 from pathlib import Path
 from torch import Tensor
 from tqdm.auto import tqdm
@@ -13,9 +13,10 @@ from .validate import keep_modes, model_dtype
 from .data import batches_of
 
 # %% auto #0
-__all__ = ['default_device', 'sync_time', 'seed_everything', 'default_threads', 'iterate_batches', 'augment_batch', 'sgd',
-           'run_steps', 'fit', 'predict', 'accuracy', 'mean_loss', 'reinit', 'cache_key', 'state_checksum',
-           'save_checkpoint', 'load_checkpoint', 'default_cache_dir', 'file_lock', 'cached_model']
+__all__ = ['M_TRIM_THRESHOLD', 'M_MMAP_MAX', 'default_device', 'sync_time', 'seed_everything', 'default_threads', 'steady_malloc',
+           'iterate_batches', 'augment_batch', 'sgd', 'run_steps', 'fit', 'predict', 'accuracy', 'mean_loss', 'reinit',
+           'cache_key', 'state_checksum', 'save_checkpoint', 'load_checkpoint', 'default_cache_dir', 'file_lock',
+           'cached_model']
 
 # %% ../nbs/03_train.ipynb #466566c5
 def default_device(device=None) -> torch.device:
@@ -48,6 +49,26 @@ def default_threads() -> int:
     if env.isdigit() and int(env) > 0: return int(env)
     n = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
     return max(1, min(n, _cgroup_cpus() or n, torch.get_num_threads()))
+
+# %% ../nbs/03_train.ipynb #061d37fb
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4 # glibc's `mallopt` parameters (malloc.h)
+
+def _glibc():
+    "glibc, loaded with ctypes; None on another C library or system."
+    if platform.system() != 'Linux' or platform.libc_ver()[0] != 'glibc': return None
+    try: return ctypes.CDLL('libc.so.6')
+    except OSError: return None
+
+def steady_malloc(on:bool=True # keep freed memory for reuse (else: glibc's settings back, and the kept memory released)
+                 ) -> bool:
+    "Serve large blocks from glibc's heap and keep freed memory, so that each batch reuses the last one's memory; False where the C library is not glibc."
+    lib = _glibc()
+    if lib is None: return False
+    ok = lib.mallopt(M_MMAP_MAX, 0 if on else 65536) == 1 and lib.mallopt(M_TRIM_THRESHOLD, 2**31 - 1 if on else 128 * 1024) == 1
+    if not on: lib.malloc_trim(0)
+    steady_malloc.active = on and ok
+    return ok
+steady_malloc.active = False # whether it is on in this process
 
 # %% ../nbs/03_train.ipynb #a7f827c3
 def iterate_batches(x:Tensor, y:Tensor, # inputs and labels

