@@ -100,13 +100,16 @@ def test_help_lists_methods_datasets_and_examples():
         assert word in r.stdout, word
     assert len([l for l in r.stdout.split('examples:')[1].splitlines() if l.strip().startswith('rurk-run')]) == 5
 
-def test_bad_arguments_fail_fast(tmp_path):
+def test_bad_arguments_fail_fast(tmp_path, capsys):
     for args, msg in [(['--methods', 'scrub2'], "unknown unlearning method 'scrub2'"), (['--taus', '-1'], 'taus[0] must be ≥ 0'),
                       (['--c', '0'], 'c (draws per sample)'), (['--dataset', 'cifar10'], '--data-root'),
-                      (['--hp', 'gd.momentumm=0.5', '--methods', 'gd'], "gd has no hyper-parameter ['momentumm']"),
-                      (['--malloc', 'fast'], "invalid choice: 'fast'"), (['--threads', '0'], '--threads must be ≥ 1')]:
+                      (['--hp', 'gd.momentumm=0.5', '--methods', 'gd'], "gd has no hyper-parameter ['momentumm']")]:
         r = run(*args, out=tmp_path/'o', cache=tmp_path/'c')
         assert r.returncode == 2 and msg in r.stderr, (args, r.stderr)
+    from rurk.run import main   # the process-level settings, in this process (no torch start-up per case)
+    for args, msg in [(['--malloc', 'fast'], "invalid choice: 'fast'"), (['--threads', '0'], '--threads must be ≥ 1')]:
+        with pytest.raises(SystemExit) as e: main(args + ['--out', str(tmp_path/'o'), '--cache', str(tmp_path/'c'), '--quiet'])
+        assert e.value.code == 2 and msg in capsys.readouterr().err, args
     assert not (tmp_path/'c').exists()  # refused before any training
 
 def test_bench_prints_figures():
