@@ -4,10 +4,10 @@
 
 # %% ../nbs/12_bench.ipynb #7ef85f66
 from __future__ import annotations
-import argparse, copy, math, statistics, time, warnings, torch, torch.nn.functional as F
+import argparse, copy, statistics, time, warnings, torch, torch.nn.functional as F
 from .models import make_model
 from .perturb import get_perturbation, input_grad
-from .residual import residual_knowledge, best_batch, CANDIDATES, CUDA_CANDIDATES, BATCH_CACHE
+from .residual import residual_knowledge, best_batch, CANDIDATES, CUDA_CANDIDATES
 from .train import default_device, default_threads, sync_time, iterate_batches, sgd, run_steps, fit, steady_malloc
 
 # %% auto #0

@@ -740,7 +740,7 @@ def parser() -> argparse.ArgumentParser:
     a('--quiet', action='store_true', help='no progress bars')
     a('--threads', type=int, default=None, help='torch threads (default: the cores this process may use, see rurk.train.default_threads); with --executor ray: per task (default 1)')
     a('--executor', default='local', choices=list(EXECUTORS), help="local (default: in this process, in order) or ray (seeds and methods as Ray tasks; pip install 'rurk[ray]')")
-    a('--malloc', default='steady', choices=['steady', 'default'], help="steady (default): glibc keeps freed memory for the next batch (faster on the CPU, "
+    a('--malloc', default='steady', choices=[m for m in MALLOCS if m], help="steady (default): glibc keeps freed memory for the next batch (faster on the CPU, "
       "the process keeps its peak memory; see rurk.train.steady_malloc); default: glibc's own settings")
     a('--ray-address', default=None, metavar='ADDR', help='with --executor ray: the Ray cluster to join, e.g. 10.0.0.1:6379 (default: start a local Ray instance)')
     return p
