@@ -7,11 +7,11 @@ from __future__ import annotations
 import argparse, copy, statistics, time, warnings, torch, torch.nn.functional as F
 from .models import make_model
 from .perturb import get_perturbation, input_grad
-from .residual import residual_knowledge, best_batch, CANDIDATES, CUDA_CANDIDATES
+from .residual import residual_knowledge, best_batch, channels_last_copy, CANDIDATES, CUDA_CANDIDATES
 from .train import default_device, default_threads, sync_time, iterate_batches, sgd, run_steps, fit, steady_malloc
 
 # %% auto #0
-__all__ = ['SHAPES', 'NOISE', 'ATTACKS', 'raw_forward', 'raw_grad', 'paper_pipeline', 'bench', 'bare_loop', 'gd_loop',
+__all__ = ['SHAPES', 'NOISE', 'ATTACKS', 'LAYOUTS', 'raw_forward', 'raw_grad', 'paper_pipeline', 'bench', 'bare_loop', 'gd_loop',
            'bench_training', 'report', 'report_training', 'main']
 
 # %% ../nbs/12_bench.ipynb #c4063020
@@ -87,10 +87,14 @@ def bench(arch:str='smallcnn', # architecture of the two models (see `rurk.model
         warnings.simplefilter('ignore', UserWarning)  # two untrained models: r_τ is often undefined, which does not matter here
         return _bench(arch, shape, n, c, n_taus, pgd_c, attacks, batch_size, repeats, paper, device, seed)
 
+LAYOUTS = {'': 'as given', '_cl': 'channels last'} # key suffix: memory layout of the raw passes' models
+
 def _jobs(m, a, x, y, shape, taus, attacks, draws, fr, gr, batch_size, paper, dev, seed) -> dict:
-    "Every timed call of one round, {key: () -> seconds}, in the order they run: the raw sweeps, then per attack the estimator and the paper's pipeline."
-    jobs = {('raw_forward', b): (lambda b=b: raw_forward(m, a, shape, fr, b, dev)) for b in _candidates(dev, fr)}
-    if gr: jobs.update({('raw_grad', b): (lambda b=b: raw_grad(m, shape, gr, b, dev)) for b in _candidates(dev, gr)})
+    "Every timed call of one round, {key: () -> seconds}, in the order they run: the raw sweeps (both layouts), then per attack the estimator and the paper's pipeline."
+    jobs, two = {}, {'': (m, a), '_cl': (channels_last_copy(m, shape, True, dev), channels_last_copy(a, shape, True, dev))}
+    for f, (m_, a_) in two.items():
+        jobs.update({('raw_forward' + f, b): (lambda b=b, m_=m_, a_=a_: raw_forward(m_, a_, shape, fr, b, dev)) for b in _candidates(dev, fr)})
+        if gr: jobs.update({('raw_grad' + f, b): (lambda b=b, m_=m_: raw_grad(m_, shape, gr, b, dev)) for b in _candidates(dev, gr)})
     for at in attacks:
         jobs[at] = lambda at=at: _timed(dev, residual_knowledge, m, a, x, y, taus, at, draws[at], batch_size=batch_size, device=dev)
         if paper and at in ('gaussian', *ATTACKS):
@@ -108,8 +112,9 @@ def _bench(arch, shape, n, c, n_taus, pgd_c, attacks, batch_size, repeats, paper
                malloc='steady' if steady_malloc.active else 'default')
     # the estimator's batch sizes: measured once per process (this is that once), then cached
     t = time.perf_counter()
-    out['batch'] = best_batch(m, shape, False, n * c, dev) if batch_size is None else batch_size
-    out['grad_batch'] = {at: best_batch(m, shape, True, n * draws[at], dev) if batch_size is None else batch_size for at in attacks if at in ATTACKS}
+    em = channels_last_copy(m, shape, device=dev); out['layout'] = LAYOUTS['_cl' if em is not m else '']  # the model the estimator runs
+    out['batch'] = best_batch(em, shape, False, n * c, dev) if batch_size is None else batch_size
+    out['grad_batch'] = {at: best_batch(em, shape, True, n * draws[at], dev) if batch_size is None else batch_size for at in attacks if at in ATTACKS}
     out['measure_seconds'] = time.perf_counter() - t
     # the raw passes on the estimator's number of rows, at every candidate batch size, in every round
     fr = max([rows[k] for k in attacks if k in NOISE] or [n * c]); gr = max([rows[k] for k in attacks if k in ATTACKS] or [0])
@@ -120,17 +125,20 @@ def _bench(arch, shape, n, c, n_taus, pgd_c, attacks, batch_size, repeats, paper
         for k, f in jobs.items(): ts[k].append(f())
     return _summarise(out, ts, rows, fr, gr, attacks)
 
+def _best_raw(out, ts, kind:str, rows:int) -> list:
+    "Record the sweeps of the raw passes `kind` per layout and their fastest (layout, batch) by median in `out`; return that one's seconds per row, per round."
+    sweeps = {f: {k[1]: rows / statistics.median(v) for k, v in ts.items() if isinstance(k, tuple) and k[0] == kind + f} for f in LAYOUTS}
+    sweeps = {f: s for f, s in sweeps.items() if s}
+    f, b = max(((f, b) for f, s in sweeps.items() for b in s), key=lambda fb: sweeps[fb[0]][fb[1]])
+    out[kind + '_sweeps'] = {LAYOUTS[k]: s for k, s in sweeps.items()}; out[kind + '_best'] = (LAYOUTS[f], b)
+    return [t / rows for t in ts[(kind + f, b)]]
+
 def _summarise(out, ts, rows, fr, gr, attacks) -> dict:
-    "Rates (inputs per second, medians) and per-round ratios to the raw passes at their best batch size and to the paper's pipeline."
+    "Rates (inputs per second, medians) and per-round ratios to the raw passes at their best layout and batch size, and to the paper's pipeline."
     med = lambda k: statistics.median(ts[k])
-    out['raw_sweep'] = {k[1]: fr / med(k) for k in ts if isinstance(k, tuple) and k[0] == 'raw_forward'}
-    out['raw_batch'] = max(out['raw_sweep'], key=out['raw_sweep'].get)
-    fwd = [t / fr for t in ts[('raw_forward', out['raw_batch'])]]  # seconds per row, per round
+    fwd = _best_raw(out, ts, 'raw_forward', fr)  # seconds per row, per round
     out['raw_forward'] = 1 / statistics.median(fwd)
-    if gr:
-        out['raw_grad_sweep'] = {k[1]: gr / med(k) for k in ts if isinstance(k, tuple) and k[0] == 'raw_grad'}
-        out['raw_grad_batch'] = max(out['raw_grad_sweep'], key=out['raw_grad_sweep'].get)
-        grad = [t / gr for t in ts[('raw_grad', out['raw_grad_batch'])]]
+    if gr: grad = _best_raw(out, ts, 'raw_grad', gr)
     out['x_raw'], out['x_paper'] = {}, {}
     for at in attacks:
         own = [t / rows[at] for t in ts[at]]
@@ -189,15 +197,18 @@ def _x(s:tuple, w:int=5) -> str:
     return f"{s[0]:{w}.2f} ({s[1]:.2f}–{s[2]:.2f})"
 
 def _sweep(d:dict) -> str: return ', '.join(f"{b}: {v:,.0f}" for b, v in d.items())
+def _best(lb) -> str: return f"{lb[0]} at batch {lb[1]}"
 
 def report(r:dict) -> str:
     "One shape's benchmark as a small table: inputs per second, and the per-round ratios to the raw passes and to the paper's pipeline (median, range)."
     sh = '×'.join(map(str, r['shape'])); gb = r.get('grad_batch', {})
     lines = [f"{r['arch']} on {sh} inputs, {r['device']} ({r['threads']} threads, malloc {r['malloc']}): n = {r['n']} samples × c = {r['c']} (PGD: {r['pgd_c']}) × {r['n_taus']} τ, "
              f"{r['repeats']} round{'s' if r['repeats'] > 1 else ''} after a warm-up; rates are medians, ratios are per round: median (lowest–highest)",
-             f"  raw forward by batch (inputs/s): {_sweep(r['raw_sweep'])}" + (f"; input gradient: {_sweep(r['raw_grad_sweep'])}" if 'raw_grad_sweep' in r else ''),
-             f"  batch: raw forward best {r['raw_batch']}, estimator {r['batch']}" + (f"; raw input gradient best {r['raw_grad_batch']}, estimator "
-             + '/'.join(str(v) for v in gb.values()) if gb else '') + f" (estimator's measurement: {r['measure_seconds']:.2f} s, once per process)",
+             *[f"  raw {kind} by batch, {lay} (inputs/s): {_sweep(s)}" for key, kind in (('raw_forward', 'forward'), ('raw_grad', 'input gradient'))
+               for lay, s in r.get(key + '_sweeps', {}).items()],
+             f"  best: raw forward {_best(r['raw_forward_best'])}" + (f", raw input gradient {_best(r['raw_grad_best'])}" if 'raw_grad_best' in r else '')
+             + f"; the estimator runs the models {r['layout']}, batch {r['batch']}" + (" (input gradients: " + '/'.join(str(v) for v in gb.values()) + ')' if gb else '')
+             + f" (its measurement: {r['measure_seconds']:.2f} s, once per process)",
              f"  {'':28s} {'rows':>7} {'inputs/s':>10} {'× raw':>17} {'paper /s':>10} {'× paper':>17}",
              f"  {'raw forward (2 models)':28s} {'':>7} {r['raw_forward']:10,.0f}"]
     for k in r['rows']:

@@ -348,7 +348,7 @@ def sample_panel(study:Study, attack:str, method:str, # which results, and the u
     if not 0 <= j < r.n: raise ValueError(f"forget sample {j} does not exist: there are {r.n}")
     m, a = study.model(method), study.model('retrain')
     x, y = study.forget
-    xs = sample_draws(m, x, y, j, r.taus[i], r.attack, r.c, r.seed, n=n).detach().cpu()
+    xs = sample_draws(m, x, y, j, r.taus[i], r.attack, r.c, r.seed, n=n, channels_last=r.meta.get('channels_last')).detach().cpu()  # as the estimator ran
     both = torch.cat([x[j:j+1], xs])
     diff, f = amplify(xs - x[j])
     return dict(j=j, y=int(y[j]), tau=r.taus[i], attack=r.attack, method=method, c=r.c, clean=x[j].cpu(), copies=xs, diff=diff, factor=f,

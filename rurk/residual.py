@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_residual.ipynb #9d566e5b
 from __future__ import annotations
-import math, statistics, time, warnings, numpy as np, torch, torch.nn as nn
+import copy, math, statistics, time, warnings, numpy as np, torch, torch.nn as nn
 from dataclasses import dataclass, field, asdict
 from torch import Tensor
 from tqdm.auto import tqdm
@@ -14,10 +14,10 @@ from .validate import as_data, as_labels, as_int, check_tau, check_taus, keep_mo
 from .train import sync_time
 
 # %% auto #0
-__all__ = ['ZERO_POLICIES', 'STATS', 'MAX_UNDEFINED', 'CANDIDATES', 'CUDA_CANDIDATES', 'TIE', 'BATCH_CACHE', 'BLOCK',
+__all__ = ['ZERO_POLICIES', 'STATS', 'MAX_UNDEFINED', 'CL_CACHE', 'CANDIDATES', 'CUDA_CANDIDATES', 'TIE', 'BATCH_CACHE', 'BLOCK',
            'STREAM_CHUNK', 'nearest_index', 'ratio', 'pooled_ratio', 'boot_weights', 'boot_replicates', 'percentile_ci',
-           'RKResult', 'ci_of_mean', 'check_rk_inputs', 'time_batches', 'best_batch', 'residual_knowledge',
-           'sample_draws']
+           'RKResult', 'ci_of_mean', 'check_rk_inputs', 'is_channels_last', 'channels_last_copy', 'time_batches',
+           'best_batch', 'residual_knowledge', 'sample_draws']
 
 # %% ../nbs/05_residual.ipynb #686b730f
 ZERO_POLICIES = ('exclude', 'floor') # zero-denominator policies of r̂ (the first is the default)
@@ -182,16 +182,53 @@ def check_rk_inputs(unlearned, retrained, x, y, taus, c, batch_size, zero):
         raise ValueError(f"the models predict different numbers of classes: [{nc}, {na}] (unlearned, retrained)")
     return x, as_labels(y, 'forget y', len(x), nc), taus, c, batch_size, nc
 
+# %% ../nbs/05_residual.ipynb #3b2d46eb
+def _has_conv(model) -> bool: return any(isinstance(m, nn.Conv2d) for m in model.modules())
+
+def is_channels_last(model:nn.Module) -> bool:
+    "Are `model`'s 4-d weights in channels-last memory format?"
+    return any(p.dim() == 4 and p.shape[1] > 1 and p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous() for p in model.parameters())
+
+CL_CACHE = {} # (model class, parameter count, input shape, device, dtype) -> whether its channels-last copy works
+
+def _kind(model, shape, dev, dtype) -> tuple:
+    "What the caches tell models apart by: (model class, parameter count, input shape, device, dtype)."
+    cls = type(model)
+    return (f"{cls.__module__}.{cls.__qualname__}", sum(p.numel() for p in model.parameters()), tuple(shape), str(dev), str(dtype))
+
+def _check_cl(on):
+    if on is not None and not isinstance(on, (bool, np.bool_)): raise TypeError(f"channels_last must be True, False or None (automatic), got {on!r}")
+
+def _cl_works(model, cl, shape, dev) -> bool:
+    "Does the channels-last copy `cl` run and give `model`'s logits on two random rows?"
+    x = torch.rand((2,) + tuple(shape), generator=torch.Generator(device=dev).manual_seed(0), device=dev).to(model_dtype(model))
+    try:
+        with keep_modes(model), torch.inference_mode(): model.eval(); return torch.allclose(cl(x), model(x), rtol=1e-3, atol=1e-4)
+    except RuntimeError: return False  # e.g. a forward that calls .view on a convolution's output
+
+def channels_last_copy(model:nn.Module, shape, # the model and one input's shape (C, H, W)
+                       on:bool=None,  # make the copy (default: on the CPU, for a model with 2-d convolutions and image inputs)
+                       device=None    # default: the model's
+                      ) -> nn.Module:
+    "A copy of `model` with its 4-d weights channels last, in eval mode; `model` itself where that does not apply, fails or changes its logits (checked once per kind of model, `CL_CACHE`)."
+    _check_cl(on); dev = torch.device(device) if device is not None else param_device(model)
+    if on is None: on = dev.type == 'cpu' and len(shape) == 3 and _has_conv(model)
+    if not on or len(shape) != 3 or is_channels_last(model): return model
+    key = _kind(model, shape, dev, model_dtype(model))
+    if CL_CACHE.get(key) is False: return model
+    try: cl = copy.deepcopy(model).to(memory_format=torch.channels_last).eval()
+    except (RuntimeError, TypeError, copy.Error): return model  # a model that cannot be copied
+    if key not in CL_CACHE: CL_CACHE[key] = _cl_works(model, cl, shape, dev)
+    return cl if CL_CACHE[key] else model
+
 # %% ../nbs/05_residual.ipynb #99204391
 CANDIDATES = tuple(64 * 2**k for k in range(7)) # batch sizes `best_batch` tries on the CPU: 64 … 4096 rows
 CUDA_CANDIDATES = tuple(256 * 2**k for k in range(7)) # on CUDA: 256 … 16384 rows
 TIE = 0.95 # `best_batch` takes the largest candidate at least this fraction as fast as the fastest
-BATCH_CACHE = {} # (model class, parameter count, input shape, device, dtype, grad, threads) -> best batch size
+BATCH_CACHE = {} # (model class, parameter count, input shape, device, dtype, grad, threads, channels last) -> best batch size
 
 def _batch_key(model, shape, grad, dev, dtype):
-    cls = type(model)
-    return (f"{cls.__module__}.{cls.__qualname__}", sum(p.numel() for p in model.parameters()), tuple(shape), str(dev), str(dtype), bool(grad),
-            torch.get_num_threads())
+    return _kind(model, shape, dev, dtype) + (bool(grad), torch.get_num_threads(), is_channels_last(model))
 
 def _pass(model, x, labels, grad):
     "One forward pass and argmax (or one input gradient of the summed cross-entropy, `grad`), as the estimator and the attacks run them."
@@ -292,6 +329,11 @@ def _predict(model, xp, b:int):
     if len(xp) <= b: return model(xp).argmax(1)
     return torch.cat([model(xp[sl]).argmax(1) for sl in _slices(len(xp), b)])
 
+def _fast(unlearned, retrained, shape, on, dev):
+    "The models the estimator runs: channels-last copies where `channels_last_copy` makes them (one copy for a model against itself)."
+    um = channels_last_copy(unlearned, shape, on, dev)
+    return um, um if retrained is unlearned else channels_last_copy(retrained, shape, on, dev)
+
 def _rows(noise, sel:slice):
     "Rows `sel` of a perturbation's noise (a tensor, a tuple of tensors or None, or None)."
     if noise is None: return None
@@ -308,21 +350,23 @@ def residual_knowledge(unlearned:nn.Module, # the unlearned model m (perturbatio
                        batch_size:int=None, # rows per forward (and attack-gradient) pass (default: `best_batch` for the model, input shape and device)
                        zero:str='exclude',  # zero-denominator policy of r̂ (for `r_mean` and `frac_gt1`): 'exclude' or 'floor'
                        device=None,         # where to compute (default: the unlearned model's device)
-                       progress:bool=False  # show a progress bar
+                       progress:bool=False, # show a progress bar
+                       channels_last:bool=None # run channels-last copies of the models (`channels_last_copy`; default: on the CPU, for models with 2-d convolutions)
                       ) -> RKResult:
     "Monte Carlo estimate of the residual knowledge r_τ of `unlearned` relative to `retrained` on the forget set `(x, y)`."
     check_module(unlearned, 'the unlearned model'); check_module(retrained, 'the retrained model')
     if getattr(x, 'is_lazy', False): x, y = x.labelled(as_labels(y, 'forget y', len(x))), None  # images read on demand (`rurk.data.LazyImages`)
-    if _is_source(x, y): return _rk_stream(unlearned, retrained, x, y, taus, attack, c, seed, batch_size, zero, device, progress)
+    if _is_source(x, y): return _rk_stream(unlearned, retrained, x, y, taus, attack, c, seed, batch_size, zero, device, progress, channels_last)
     dev = torch.device(device) if device is not None else param_device(unlearned)
     x, y, taus, c, batch_size, nc = check_rk_inputs(unlearned, retrained, x, y, taus, c, batch_size, zero)
     P = get_perturbation(attack)
     n, nt, shape = len(x), len(taus), tuple(x.shape[1:])
+    same = unlearned is retrained
+    unlearned, retrained = _fast(unlearned, retrained, shape, channels_last, dev)
     bf = batch_size or best_batch(unlearned, shape, False, n * c, dev)                         # rows per forward pass
     bg = (batch_size or best_batch(unlearned, shape, True, n * c, dev)) if P.needs_model else bf  # rows per attack-gradient pass
     rows = max(BLOCK, max(bf, bg) // BLOCK * BLOCK)  # rows per step: whole random-number blocks
     counts = torch.zeros(3, nt, n, dtype=torch.long, device=dev)  # k_m, k_a, k_disagree
-    same = unlearned is retrained
     x, y = x.to(dev), y.to(dev)
     t0 = sync_time(dev)
     with keep_modes(unlearned, retrained):  # each submodule's own mode comes back afterwards
@@ -338,7 +382,8 @@ def residual_knowledge(unlearned:nn.Module, # the unlearned model m (perturbatio
                     pa = pm if same else _predict(retrained, xp, bf)  # a model against itself: one forward pass
                     hits = torch.stack([pm == yr, pa == yr, pm != pa]).long()
                     counts[:, ti].index_add_(1, i, hits)
-    meta = dict(seconds=round(sync_time(dev) - t0, 3), device=str(dev), batch_size=bf, **({'grad_batch_size': bg} if P.needs_model else {}))
+    meta = dict(seconds=round(sync_time(dev) - t0, 3), device=str(dev), batch_size=bf, **({'grad_batch_size': bg} if P.needs_model else {}),
+                channels_last=is_channels_last(unlearned))
     res = RKResult(taus, *counts.cpu(), c=c, attack=P.name, seed=seed, zero=zero, meta=meta)
     msg = _undefined_message(res.taus, res.undefined)
     if msg: warnings.warn(msg, UserWarning, stacklevel=2)
@@ -365,7 +410,7 @@ def _chunks(src):
     return iter(DataLoader(src, batch_size=STREAM_CHUNK, shuffle=False))
 
 # %% ../nbs/05_residual.ipynb #fe44f10c
-def _rk_stream(unlearned, retrained, src, y, taus, attack, c, seed, batch_size, zero, device, progress) -> RKResult:
+def _rk_stream(unlearned, retrained, src, y, taus, attack, c, seed, batch_size, zero, device, progress, channels_last=None) -> RKResult:
     "`residual_knowledge` on a forget set read chunk by chunk (see above): the same counts as the tensor path."
     if y is not None: raise ValueError("pass the labels inside the forget Dataset/DataLoader/batches, not as `y`")
     n = _source_len(src)
@@ -378,15 +423,17 @@ def _rk_stream(unlearned, retrained, src, y, taus, attack, c, seed, batch_size, 
             unlearned.eval(); retrained.eval()
             if counts is None:
                 shape = tuple(xb.shape[1:]); counts = torch.zeros(3, len(taus), n, dtype=torch.long, device=dev)
-                bf = batch_size or best_batch(unlearned, shape, False, n * c, dev)
-                bg = (batch_size or best_batch(unlearned, shape, True, n * c, dev)) if P.needs_model else bf
+                um, ra = _fast(unlearned, retrained, shape, channels_last, dev)
+                bf = batch_size or best_batch(um, shape, False, n * c, dev)
+                bg = (batch_size or best_batch(um, shape, True, n * c, dev)) if P.needs_model else bf
                 rows = max(BLOCK, max(bf, bg) // BLOCK * BLOCK)
             if tuple(xb.shape[1:]) != shape: raise ValueError(f"forget chunk at sample {o} has inputs of shape {tuple(xb.shape[1:])}, the first had {shape}")
             if o + len(xb) > n: raise ValueError(f"the forget set yields more than its length, {n}, samples")
-            _stream_chunk(P, unlearned, retrained, same, xb.to(dev), yb.to(dev), o, n, c, taus, nc, seed, rows, bf, bg, counts, dev)
+            _stream_chunk(P, um, ra, same, xb.to(dev), yb.to(dev), o, n, c, taus, nc, seed, rows, bf, bg, counts, dev)
             o += len(xb)
     if o != n: raise ValueError(f"the forget set yielded {o} samples, but its length is {n}")
-    meta = dict(seconds=round(sync_time(dev) - t0, 3), device=str(dev), batch_size=bf, streamed=True, **({'grad_batch_size': bg} if P.needs_model else {}))
+    meta = dict(seconds=round(sync_time(dev) - t0, 3), device=str(dev), batch_size=bf, streamed=True, **({'grad_batch_size': bg} if P.needs_model else {}),
+                channels_last=is_channels_last(um))
     res = RKResult(taus, *counts.cpu(), c=c, attack=P.name, seed=seed, zero=zero, meta=meta)
     if (msg := _undefined_message(res.taus, res.undefined)): warnings.warn(msg, UserWarning, stacklevel=3)
     return res
@@ -413,16 +460,19 @@ def sample_draws(unlearned:nn.Module, # the unlearned model m (adversarial draws
                  tau:float,           # perturbation size τ
                  attack='gaussian', c:int=100, seed:int=0, # as given to `residual_knowledge`
                  n:int=None,          # how many of the c draws (default: all)
-                 batch_size:int=None  # rows per attack-gradient pass (default: `best_batch`)
+                 batch_size:int=None, # rows per attack-gradient pass (default: `best_batch`)
+                 channels_last:bool=None # as given to `residual_knowledge`
                 ) -> Tensor:
     "The first `n` of the `c` perturbed copies of forget sample `j` that `residual_knowledge` draws at `tau`, (n, *x.shape[1:])."
     if not 0 <= j < len(x): raise IndexError(f"forget sample {j} does not exist: the forget set has {len(x)} samples")
     tau, P, dev = check_tau(tau), get_perturbation(attack), param_device(unlearned)
     if batch_size is not None: batch_size = as_int(batch_size, 'batch_size', lo=1)
-    lo = j * c; hi = lo + (c if n is None else max(1, min(n, c)))
+    _check_cl(channels_last); lo = j * c; hi = lo + (c if n is None else max(1, min(n, c)))
     start, stop = lo // BLOCK * BLOCK, min(-(-hi // BLOCK) * BLOCK, len(x) * c)  # the whole blocks holding rows lo..hi-1
     x, y = x.to(dev), y.to(dev); i = torch.arange(start, stop, device=dev) // c
     noise = _rows(_draw(P, y[i], tuple(x.shape[1:]), n_classes_of(unlearned, x[:1]), seed, start, dev), slice(lo - start, hi - start))
     xr, yr = x[j].expand(hi - lo, *x.shape[1:]), y[j].expand(hi - lo)
-    bg = (batch_size or best_batch(unlearned, tuple(x.shape[1:]), True, hi - lo, dev)) if P.needs_model else hi - lo
-    with torch.enable_grad(): return _apply(P, xr, yr, tau, noise, unlearned, bg)
+    if not P.needs_model: return _apply(P, xr, yr, tau, noise, None, hi - lo).contiguous()
+    um = channels_last_copy(unlearned, tuple(x.shape[1:]), channels_last, dev)  # the model the estimator attacks
+    bg = batch_size or best_batch(um, tuple(x.shape[1:]), True, hi - lo, dev)
+    with torch.enable_grad(), keep_modes(um): um.eval(); return _apply(P, xr, yr, tau, noise, um, bg).contiguous()

@@ -65,6 +65,8 @@ RK_CASES = [
     ('batch size bool', dict(batch_size=False), TypeError, 'batch_size must be a number, got the bool'),
     ('zero policy', dict(zero='skip'), ValueError, 'unknown zero-denominator policy'),
     ('attack', dict(attack='deepfool'), ValueError, "unknown attack 'deepfool'"),
+    ('channels_last string', dict(channels_last='yes'), TypeError, "channels_last must be True, False or None (automatic), got 'yes'"),
+    ('channels_last int', dict(channels_last=1), TypeError, 'channels_last must be True, False or None (automatic), got 1'),
 ]
 
 @pytest.mark.parametrize('what,kw,exc,msg', RK_CASES, ids=[c[0] for c in RK_CASES])

@@ -118,6 +118,6 @@ def test_bench_prints_figures():
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert 'raw forward' in r.stdout and 'estimator gaussian' in r.stdout and 'estimator uniform_l2' in r.stdout
-    for word in ('1×8×8', '1×28×28', 'estimator fgsm_targeted', 'estimator pgd_targeted', 'raw pgd_targeted', '× paper', 'training:', 'weights identical'):
+    for word in ('1×8×8', '1×28×28', 'channels last', 'estimator fgsm_targeted', 'estimator pgd_targeted', 'raw pgd_targeted', '× paper', 'training:', 'weights identical'):
         assert word in r.stdout, word
     assert 'DIFFERENT' not in r.stdout
