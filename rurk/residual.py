@@ -185,9 +185,14 @@ def check_rk_inputs(unlearned, retrained, x, y, taus, c, batch_size, zero):
 # %% ../nbs/05_residual.ipynb #3b2d46eb
 def _has_conv(model) -> bool: return any(isinstance(m, nn.Conv2d) for m in model.modules())
 
+def _cl_strides(p:Tensor) -> bool:
+    "Does the 4-d tensor `p` have channels-last strides, told apart from the default layout's (size-1 dimensions included)?"
+    n, c, h, w = p.shape
+    return p.stride() == (c * h * w, 1, w * c, c) != (c * h * w, h * w, w, 1)
+
 def is_channels_last(model:nn.Module) -> bool:
     "Are `model`'s 4-d weights in channels-last memory format?"
-    return any(p.dim() == 4 and p.shape[1] > 1 and p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous() for p in model.parameters())
+    return any(p.dim() == 4 and _cl_strides(p) for p in model.parameters())
 
 CL_CACHE = {} # (model class, parameter count, input shape, device, dtype) -> whether its channels-last copy works
 
@@ -197,6 +202,7 @@ def _kind(model, shape, dev, dtype) -> tuple:
     return (f"{cls.__module__}.{cls.__qualname__}", sum(p.numel() for p in model.parameters()), tuple(shape), str(dev), str(dtype))
 
 def _check_cl(on):
+    "Refuse a `channels_last` that is not True, False or None."
     if on is not None and not isinstance(on, (bool, np.bool_)): raise TypeError(f"channels_last must be True, False or None (automatic), got {on!r}")
 
 def _cl_works(model, cl, shape, dev) -> bool:
