@@ -17,7 +17,7 @@ from .theory import labelled_box
 # %% auto #0
 __all__ = ['R_EDGES', 'R_LABELS', 'STAT_KEYS', 'METRIC_KEYS', 'COLUMNS', 'AT_TAU', 'PANEL_PX', 'rhat_hist', 'Study',
            'check_attack', 'check_study', 'study_from_results', 'run_name', 'load_study', 'make_study', 'sweep_row',
-           'sweep_state', 'metrics_html', 'draw_sweep', 'update_sweep', 'tau_sweep', 'Quiet', 'sample_order',
+           'sweep_state', 'metrics_html', 'draw_sweep', 'update_sweep', 'refill', 'tau_sweep', 'Quiet', 'sample_order',
            'rhat_text', 'predictions', 'amplify', 'sample_panel', 'panel_figure', 'sample_options', 'sample_viewer',
            'as_study', 'explore']
 
@@ -227,7 +227,7 @@ def _band(fc, x, ci, style:dict, name:str):
     fc.add_scatter(y=hi, **kw); fc.add_scatter(y=lo, fill='tonexty', fillcolor=_rgba(style['color'], 0.13), **kw)
 
 def draw_sweep(state:dict, fig_cls=None) -> tuple:
-    "Plotly figures `(curves, histogram)` of a sweep state (`fig_cls`: `go.Figure`, or `go.FigureWidget` for the widget)."
+    "Plotly figures `(curves, histogram)` of a sweep state (`fig_cls`: `go.Figure` by default, or `go.FigureWidget`; the widgets `refill` theirs)."
     import plotly.graph_objects as go
     fig_cls = fig_cls or go.Figure
     lo, hi, clipped = robust_range([v for c in state['curves'].values() for v in c])
@@ -259,6 +259,15 @@ def update_sweep(fc, fh, state:dict):
         k = state.get('left_out', 0)
         fh.layout.title.text = f"per-sample r̂ at τ = {tau:.3g}" + (f" ({k} with k_a = 0 left out)" if k else '')
 
+# %% ../nbs/15_explore.ipynb #739cd4b3
+def refill(fw, fig):
+    "Show the plotly figure `fig` in the FigureWidget `fw`, in place: its traces and layout replace `fw`'s (top-level layout keys that `fig` lacks are removed)."
+    gone = set(fw.layout.to_plotly_json()) - set(fig.layout.to_plotly_json())
+    with fw.batch_update():
+        fw.data = []; fw.add_traces(fig.data); fw.layout = fig.layout
+        for k in gone: fw.layout[k] = None
+    return fw
+
 # %% ../nbs/15_explore.ipynb #1bc3e7bc
 def tau_sweep(study:Study, # what to explore (`load_study`, `study_from_results`, `make_study`)
               attack:str=None, # attack shown first (default: the study's first)
@@ -280,7 +289,8 @@ def tau_sweep(study:Study, # what to explore (`load_study`, `study_from_results`
     box.state = state  # what the widget shows now (`sweep_state`)
     def redraw(_=None):
         if busy: return
-        box.figs = draw_sweep(state(), go.FigureWidget)
+        new = draw_sweep(state())
+        box.figs = tuple(refill(f, n) for f, n in zip(box.figs, new)) if hasattr(box, 'figs') else tuple(go.FigureWidget(n) for n in new)
         box.children = [W.HBox([s_tau, s_att]), s_met, W.HBox([box.figs[0], box.figs[1]]), table]
         update()
     def update(_=None):
@@ -421,7 +431,8 @@ def sample_viewer(study:Study, attack:str=None, method:str=None, tau:float=None,
     def show(_=None):
         if busy: return
         box.panel = sample_panel(study, s_att.value, s_met.value, s_smp.value, s_tau.value, n)
-        box.fig = panel_figure(box.panel, go.FigureWidget)
+        new = panel_figure(box.panel)
+        box.fig = refill(box.fig, new) if hasattr(box, 'fig') else go.FigureWidget(new)
         box.children = [W.HBox([s_att, s_met]), W.HBox([s_tau, s_smp]), box.fig]
     def reorder(_=None):
         if busy: return
