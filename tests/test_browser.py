@@ -2,7 +2,8 @@
 
 Opens copies of `nbs/15_explore.ipynb` and `nbs/14_theory.ipynb` as committed (their kernelspec starts the kernel: no
 "Select Kernel" dialog), runs every cell, then
-- in 15_explore moves the τ slider of the last cell's τ sweep with the keyboard and checks that the chart and the labels follow;
+- in 15_explore moves the τ slider of the last cell's τ sweep with the keyboard and checks that the chart and the labels follow,
+  then picks two methods and checks that the figures, filled again in place, show just those;
 - in 14_theory moves one slider of each theory explorer and checks that its figure changed.
 Leaves screenshots and the measured update times in `tests/artifacts/`.
 Needs Chromium (Debian's `chromium` package, or `$RURK_CHROMIUM`) and the Python `playwright` package; `.ci/run` installs both.
@@ -122,6 +123,7 @@ def test_explore_widgets_in_jupyterlab(lab):
     assert after['readout'] in after['title'] and after['readout'] in after['hist'], (after['readout'], after['title'])
     assert f"r_τ@{after['readout']}" in after['table']
     assert '/' not in before['header'] and 'seed' in before['header'], f"the header should name the run, not a folder: {before['header']!r}"
+    assert len(after['legend_all']) > 3 and after['legend'] == ['gd', 'rurk', 'at τ'] and after['hist_legend'] == ['gd', 'rurk'], (after['legend'], after['hist_legend'])  # the refilled figures
 
 
 def drive_explore(page, base, token):
@@ -148,6 +150,12 @@ def drive_explore(page, base, token):
     after = labels()
     page.screenshot(path=str(ARTIFACTS/'explore.png'))
     last.screenshot(path=str(ARTIFACTS/'explore_output.png'))
+    # two methods only: the widget refills its figures in place, and the browser must draw just those
+    after['legend_all'] = legend(plots.nth(0))
+    page.evaluate(WATCH, plots.nth(0).element_handle())
+    last.locator('.widget-select-multiple select').first.select_option(['gd', 'rurk'])
+    page.evaluate('window.__rurkRedrawn'); page.wait_for_timeout(1000)
+    after['legend'] = legend(plots.nth(0)); after['hist_legend'] = legend(plots.nth(1))
     return before, after, times
 
 
@@ -201,6 +209,11 @@ WATCH = """plot => { const before = plot.innerHTML, t0 = performance.now();
     if (plot.innerHTML !== before) done(performance.now() - t0);
     else if (performance.now() - t0 > 20000) fail(new Error('the chart did not change within 20 s'));
     else requestAnimationFrame(poll); }; requestAnimationFrame(poll); }); }"""
+
+
+def legend(plot) -> list:
+    "The legend entries of a plotly chart, as drawn."
+    return plot.evaluate("el => Array.from(el.querySelectorAll('.legend .traces .legendtext')).map(t => t.textContent)")
 
 
 def bars(plot) -> list:
