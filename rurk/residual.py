@@ -230,7 +230,7 @@ def channels_last_copy(model:nn.Module, shape, # the model and one input's shape
 # %% ../nbs/05_residual.ipynb #99204391
 CANDIDATES = tuple(64 * 2**k for k in range(7)) # batch sizes `best_batch` tries on the CPU: 64 … 4096 rows
 CUDA_CANDIDATES = tuple(256 * 2**k for k in range(7)) # on CUDA: 256 … 16384 rows
-TIE = 0.95 # `best_batch` takes the largest candidate at least this fraction as fast as the fastest
+TIE = 0.85 # `best_batch` takes the largest candidate at least this fraction as fast as the fastest (a short measurement's spread on a shared CPU)
 BATCH_CACHE = {} # (model class, parameter count, input shape, device, dtype, grad, threads, channels last) -> best batch size
 
 def _batch_key(model, shape, grad, dev, dtype):
@@ -244,10 +244,10 @@ def _pass(model, x, labels, grad):
 def time_batches(model:nn.Module, shape, # the model and one input's shape (C, H, W)
                  grad:bool=False,       # time input gradients (attacks) rather than forward passes
                  candidates=None,       # batch sizes to try, ascending (default `CANDIDATES`, `CUDA_CANDIDATES` on CUDA)
-                 reps:int=3,            # timed calls per candidate at least (after one warm-up; one if a call takes over 0.2 s); the median counts
+                 reps:int=3,            # timed calls per candidate at least (after one warm-up; one if a call takes over 0.2 s); the fastest counts
                  min_time:float=0.1,    # seconds: further calls (up to 20) until a candidate's timed calls add up to this
-                 budget:float=1.5,      # seconds: no further candidate once the next would take the measurement past this
-                 stop:float=0.9,        # stop once a candidate's rate falls below `stop` × the best so far
+                 budget:float=3.0,      # seconds: no further candidate once the next would take the measurement past this
+                 stop:float=0.9,        # stop once two candidates in a row fall below `stop` × the best rate so far
                  device=None, dtype=None # default: the model's
                 ) -> dict:
     "Rows per second of `model` at each batch size tried, {batch size: rate}, in eval mode (each submodule's mode restored); the global random state is untouched."
@@ -256,7 +256,7 @@ def time_batches(model:nn.Module, shape, # the model and one input's shape (C, H
     cands = candidates or (CUDA_CANDIDATES if dev.type == 'cuda' else CANDIDATES)
     g = torch.Generator(device=dev).manual_seed(0)
     nc = n_classes_of(model, torch.rand((1,) + tuple(shape), generator=g, device=dev).to(dtype))
-    rates, spent, best = {}, 0.0, 0.0
+    rates, spent, best, dips = {}, 0.0, 0.0, 0
     with keep_modes(model):
         model.eval()
         for b in cands:
@@ -269,8 +269,9 @@ def time_batches(model:nn.Module, shape, # the model and one input's shape (C, H
                     t = sync_time(dev); _pass(model, x, labels, grad); ts.append(sync_time(dev) - t)
             except torch.cuda.OutOfMemoryError:
                 torch.cuda.empty_cache(); break
-            spent += sync_time(dev) - t0; rates[b] = b / statistics.median(ts)
-            if rates[b] < stop * best: break  # past the peak
+            spent += sync_time(dev) - t0; rates[b] = b / min(ts)  # the least disturbed call: a busy machine only ever slows a call down
+            dips = dips + 1 if rates[b] < stop * best else 0
+            if dips == 2: break  # past the peak (one slow candidate alone may be a busy moment)
             best = max(best, rates[b])
             if spent + 2 * (warm + sum(ts)) > budget: break  # the next candidate costs about twice this one
     return rates
