@@ -79,29 +79,44 @@ def bench(arch:str='smallcnn', # architecture of the two models (see `rurk.model
           pgd_c:int=None, # draws per sample and τ for PGD (default c // 5, at least 1)
           attacks=NOISE + tuple(ATTACKS), # perturbation families to time
           batch_size:int=None, # estimator batch (default: the estimator's own, `best_batch`)
-          repeats:int=5, # timed rounds (after one untimed warm-up round); medians are reported
+          repeats:int=5, # paired rounds (after one untimed warm-up round): the raw reference, then the estimator and the paper's pipeline, per attack; medians are reported
+          sweeps:int=3, # rounds of the raw sweeps over every candidate batch and layout (after a warm-up round), which pick the raw reference
           paper:bool=True, # time the paper's pipeline too (Gaussian, FGSM, PGD)
           device=None, seed:int=0) -> dict:
     "Seconds of the estimator per attack, of the raw model passes it needs at every candidate batch size, and of the paper's pipeline, interleaved in one run; rates and per-round ratios, medians over `repeats` rounds."
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', UserWarning)  # two untrained models: r_τ is often undefined, which does not matter here
-        return _bench(arch, shape, n, c, n_taus, pgd_c, attacks, batch_size, repeats, paper, device, seed)
+        return _bench(arch, shape, n, c, n_taus, pgd_c, attacks, batch_size, repeats, sweeps, paper, device, seed)
 
 LAYOUTS = {'': 'as given', '_cl': 'channels last'} # key suffix: memory layout of the raw passes' models
 
-def _jobs(m, a, x, y, shape, taus, attacks, draws, fr, gr, batch_size, paper, dev, seed) -> dict:
-    "Every timed call of one round, {key: () -> seconds}, in the order they run: the raw sweeps (both layouts), then per attack the estimator and the paper's pipeline."
-    jobs, two = {}, {'': (m, a), '_cl': (channels_last_copy(m, shape, True, dev), channels_last_copy(a, shape, True, dev))}
+def _rounds(jobs:dict, k:int) -> dict:
+    "Run every job once untimed (warm-up), then `k` rounds of all of them in order; {key: [seconds per round]}."
+    for f in jobs.values(): f()
+    ts = {key: [] for key in jobs}
+    for _ in range(k):
+        for key, f in jobs.items(): ts[key].append(f())
+    return ts
+
+def _sweep_jobs(two:dict, shape, fr, gr, dev) -> dict:
+    "The raw passes at every candidate batch size, in both layouts, {(kind + layout, batch): () -> seconds}."
+    jobs = {}
     for f, (m_, a_) in two.items():
         jobs.update({('raw_forward' + f, b): (lambda b=b, m_=m_, a_=a_: raw_forward(m_, a_, shape, fr, b, dev)) for b in _candidates(dev, fr)})
         if gr: jobs.update({('raw_grad' + f, b): (lambda b=b, m_=m_: raw_grad(m_, shape, gr, b, dev)) for b in _candidates(dev, gr)})
+    return jobs
+
+def _paired_jobs(m, a, x, y, shape, taus, attacks, draws, ref:dict, sweep:dict, batch_size, paper, dev, seed) -> dict:
+    "Per attack, in the order they run: the raw reference passes (`ref`: kind -> the chosen sweep key), then the estimator and the paper's pipeline."
+    jobs = {}
     for at in attacks:
+        for kind in (('raw_grad', 'raw_forward') if at in ATTACKS else ('raw_forward',)): jobs[(kind, at)] = sweep[ref[kind]]
         jobs[at] = lambda at=at: _timed(dev, residual_knowledge, m, a, x, y, taus, at, draws[at], batch_size=batch_size, device=dev)
         if paper and at in ('gaussian', *ATTACKS):
             jobs['paper_' + at] = lambda at=at: _timed(dev, paper_pipeline, m, a, x, y, taus, at, draws[at], torch.Generator(device=dev).manual_seed(seed))
     return jobs
 
-def _bench(arch, shape, n, c, n_taus, pgd_c, attacks, batch_size, repeats, paper, device, seed):
+def _bench(arch, shape, n, c, n_taus, pgd_c, attacks, batch_size, repeats, sweeps, paper, device, seed):
     dev = default_device(device); m, a = _models(arch, shape, dev, seed)
     g = torch.Generator().manual_seed(seed)
     x, y = torch.rand((n,) + tuple(shape), generator=g).to(dev), torch.randint(0, 10, (n,), generator=g).to(dev)
@@ -109,45 +124,45 @@ def _bench(arch, shape, n, c, n_taus, pgd_c, attacks, batch_size, repeats, paper
     pgd_c = pgd_c or max(1, c // 5); draws = {at: pgd_c if at.startswith('pgd') else c for at in attacks}
     rows = {at: n * draws[at] * n_taus for at in attacks}
     out = dict(arch=arch, shape=list(shape), n=n, c=c, pgd_c=pgd_c, n_taus=n_taus, rows=rows, device=str(dev), threads=torch.get_num_threads(), repeats=repeats,
-               malloc='steady' if steady_malloc.active else 'default')
+               sweeps=sweeps, malloc='steady' if steady_malloc.active else 'default')
     # the estimator's batch sizes: measured once per process (this is that once), then cached
     t = time.perf_counter()
     em = channels_last_copy(m, shape, device=dev); out['layout'] = LAYOUTS['_cl' if em is not m else '']  # the model the estimator runs
     out['batch'] = best_batch(em, shape, False, n * c, dev) if batch_size is None else batch_size
     out['grad_batch'] = {at: best_batch(em, shape, True, n * draws[at], dev) if batch_size is None else batch_size for at in attacks if at in ATTACKS}
     out['measure_seconds'] = time.perf_counter() - t
-    # the raw passes on the estimator's number of rows, at every candidate batch size, in every round
+    # phase 1: the raw passes on the estimator's number of rows, at every candidate batch size and layout; the fastest is the reference
     fr = max([rows[k] for k in attacks if k in NOISE] or [n * c]); gr = max([rows[k] for k in attacks if k in ATTACKS] or [0])
-    jobs = _jobs(m, a, x, y, shape, taus, attacks, draws, fr, gr, batch_size, paper, dev, seed)
-    for f in jobs.values(): f()  # the warm-up round, untimed
-    ts = {k: [] for k in jobs}
-    for _ in range(repeats):
-        for k, f in jobs.items(): ts[k].append(f())
-    return _summarise(out, ts, rows, fr, gr, attacks)
+    two = {'': (m, a), '_cl': (channels_last_copy(m, shape, True, dev), channels_last_copy(a, shape, True, dev))}
+    sweep = _sweep_jobs(two, shape, fr, gr, dev)
+    ts = _rounds(sweep, sweeps)
+    ref = {kind: _best_raw(out, ts, kind, r) for kind, r in (('raw_forward', fr), ('raw_grad', gr)) if r}
+    # phase 2: per attack, the reference passes timed again right before the estimator, in each round
+    return _summarise(out, _rounds(_paired_jobs(m, a, x, y, shape, taus, attacks, draws, ref, sweep, batch_size, paper, dev, seed), repeats), rows, fr, gr, attacks)
 
-def _best_raw(out, ts, kind:str, rows:int) -> list:
-    "Record the sweeps of the raw passes `kind` per layout and their fastest (layout, batch) by median in `out`; return that one's seconds per row, per round."
+def _best_raw(out, ts, kind:str, rows:int) -> tuple:
+    "Record the sweeps of the raw passes `kind` per layout (inputs/s, medians) and their fastest (layout, batch) in `out`; return its sweep key."
     sweeps = {f: {k[1]: rows / statistics.median(v) for k, v in ts.items() if isinstance(k, tuple) and k[0] == kind + f} for f in LAYOUTS}
     sweeps = {f: s for f, s in sweeps.items() if s}
     f, b = max(((f, b) for f, s in sweeps.items() for b in s), key=lambda fb: sweeps[fb[0]][fb[1]])
     out[kind + '_sweeps'] = {LAYOUTS[k]: s for k, s in sweeps.items()}; out[kind + '_best'] = (LAYOUTS[f], b)
-    return [t / rows for t in ts[(kind + f, b)]]
+    return (kind + f, b)
 
 def _summarise(out, ts, rows, fr, gr, attacks) -> dict:
-    "Rates (inputs per second, medians) and per-round ratios to the raw passes at their best layout and batch size, and to the paper's pipeline."
+    "Rates (inputs per second, medians) and per-round ratios of the estimator to the reference passes timed just before it, and to the paper's pipeline."
     med = lambda k: statistics.median(ts[k])
-    fwd = _best_raw(out, ts, 'raw_forward', fr)  # seconds per row, per round
-    out['raw_forward'] = 1 / statistics.median(fwd)
-    if gr: grad = _best_raw(out, ts, 'raw_grad', gr)
     out['x_raw'], out['x_paper'] = {}, {}
+    fwd_all = []
     for at in attacks:
+        fwd = [t / fr for t in ts[('raw_forward', at)]]; fwd_all += fwd  # seconds per row, per round
+        raw = [ATTACKS[at] * t / gr + fw for t, fw in zip(ts[('raw_grad', at)], fwd)] if at in ATTACKS else fwd
         own = [t / rows[at] for t in ts[at]]
-        raw = [ATTACKS[at] * gd + fw for gd, fw in zip(grad, fwd)] if at in ATTACKS else fwd  # raw seconds per row, per round
         out[at], out['raw_' + at] = 1 / statistics.median(own), 1 / statistics.median(raw)
         out['x_raw'][at] = _spread([r / o for r, o in zip(raw, own)])  # > 1: the estimator beats the raw passes
         if 'paper_' + at in ts:
             out['paper_' + at] = rows[at] / med('paper_' + at)
             out['x_paper'][at] = _spread([p / t for p, t in zip(ts['paper_' + at], ts[at])])
+    out['raw_forward'] = 1 / statistics.median(fwd_all)
     return out
 
 # %% ../nbs/12_bench.ipynb #1d986814
@@ -203,10 +218,10 @@ def report(r:dict) -> str:
     "One shape's benchmark as a small table: inputs per second, and the per-round ratios to the raw passes and to the paper's pipeline (median, range)."
     sh = '×'.join(map(str, r['shape'])); gb = r.get('grad_batch', {})
     lines = [f"{r['arch']} on {sh} inputs, {r['device']} ({r['threads']} threads, malloc {r['malloc']}): n = {r['n']} samples × c = {r['c']} (PGD: {r['pgd_c']}) × {r['n_taus']} τ, "
-             f"{r['repeats']} round{'s' if r['repeats'] > 1 else ''} after a warm-up; rates are medians, ratios are per round: median (lowest–highest)",
+             f"raw sweeps in {r['sweeps']} round{'s' if r['sweeps'] > 1 else ''}, then {r['repeats']} paired round{'s' if r['repeats'] > 1 else ''}, each after a warm-up; rates are medians, ratios are per round: median (lowest–highest)",
              *[f"  raw {kind} by batch, {lay} (inputs/s): {_sweep(s)}" for key, kind in (('raw_forward', 'forward'), ('raw_grad', 'input gradient'))
                for lay, s in r.get(key + '_sweeps', {}).items()],
-             f"  best: raw forward {_best(r['raw_forward_best'])}" + (f", raw input gradient {_best(r['raw_grad_best'])}" if 'raw_grad_best' in r else '')
+             f"  reference (fastest in the sweeps, timed again before each estimator call): raw forward {_best(r['raw_forward_best'])}" + (f", raw input gradient {_best(r['raw_grad_best'])}" if 'raw_grad_best' in r else '')
              + f"; the estimator runs the models {r['layout']}, batch {r['batch']}" + (" (input gradients: " + '/'.join(str(v) for v in gb.values()) + ')' if gb else '')
              + f" (its measurement: {r['measure_seconds']:.2f} s, once per process)",
              f"  {'':28s} {'rows':>7} {'inputs/s':>10} {'× raw':>17} {'paper /s':>10} {'× paper':>17}",
@@ -234,7 +249,8 @@ def main(argv=None):
     p.add_argument('--n', type=int, default=None, help='forget samples (default: per shape, see rurk.bench.SHAPES)')
     p.add_argument('--c', type=int, default=None, help='draws per sample and τ (default: per shape)')
     p.add_argument('--pgd-c', type=int, default=None, help='draws per sample and τ for PGD (default: c // 5)')
-    p.add_argument('--n-taus', type=int, default=2); p.add_argument('--repeats', type=int, default=5, help='timed rounds, after one untimed warm-up round')
+    p.add_argument('--n-taus', type=int, default=2); p.add_argument('--repeats', type=int, default=5, help='paired rounds (reference, estimator, paper), after one untimed warm-up round')
+    p.add_argument('--sweeps', type=int, default=3, help='rounds of the raw sweeps that pick the reference, after one untimed warm-up round')
     p.add_argument('--batch-size', type=int, default=None, help="estimator batch (default: the estimator's own choice)")
     p.add_argument('--no-paper', action='store_true', help="skip the paper's pipeline"); p.add_argument('--no-train', action='store_true', help='skip the training loops')
     p.add_argument('--threads', type=int, default=None, help='torch threads (default: rurk.train.default_threads())')
@@ -245,7 +261,7 @@ def main(argv=None):
     if ns.malloc == 'steady': steady_malloc()
     for name in ns.shapes:
         arch, shape, n, c = SHAPES[name]
-        print(report(bench(arch, shape, ns.n or n, ns.c or c, ns.n_taus, ns.pgd_c, batch_size=ns.batch_size, repeats=ns.repeats,
+        print(report(bench(arch, shape, ns.n or n, ns.c or c, ns.n_taus, ns.pgd_c, batch_size=ns.batch_size, repeats=ns.repeats, sweeps=ns.sweeps,
                            paper=not ns.no_paper, device=ns.device)), flush=True)
     if not ns.no_train:
         from rurk.data import digits_scenario

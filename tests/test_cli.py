@@ -114,10 +114,10 @@ def test_bad_arguments_fail_fast(tmp_path, capsys):
 
 def test_bench_prints_figures():
     # tiny sizes, one round, two of the four shapes (ResNet-18 on the CPU takes minutes even so)
-    r = subprocess.run([shutil.which('rurk-bench'), '--n', '10', '--c', '10', '--n-taus', '2', '--repeats', '1', '--shapes', 'digits', 'mnist'],
+    r = subprocess.run([shutil.which('rurk-bench'), '--n', '10', '--c', '10', '--n-taus', '2', '--repeats', '1', '--sweeps', '1', '--shapes', 'digits', 'mnist'],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert 'raw forward' in r.stdout and 'estimator gaussian' in r.stdout and 'estimator uniform_l2' in r.stdout
-    for word in ('1×8×8', '1×28×28', 'channels last', 'estimator fgsm_targeted', 'estimator pgd_targeted', 'raw pgd_targeted', '× paper', 'training:', 'weights identical'):
+    for word in ('1×8×8', '1×28×28', 'channels last', 'raw sweeps in 1 round, then 1 paired round', 'estimator fgsm_targeted', 'estimator pgd_targeted', 'raw pgd_targeted', '× paper', 'training:', 'weights identical'):
         assert word in r.stdout, word
     assert 'DIFFERENT' not in r.stdout
