@@ -35,7 +35,7 @@ class Gaussian(Perturbation):
 class UniformLinf(Perturbation):
     "x' = clamp(x + τ u), u ~ U[-1, 1]^d: uniform in the ℓ∞ ball of radius τ."
     name = 'uniform_linf'
-    def noise(self, y, shape, n_classes, g): return torch.rand((len(y),) + shape, generator=g, device=_dev(g)) * 2 - 1
+    def noise(self, y, shape, n_classes, g): return torch.rand((len(y),) + shape, generator=g, device=_dev(g)).mul_(2).sub_(1)
     def apply(self, x, y, tau, noise, model=None): return _clamp(x + tau * noise)
 
 class UniformL2(Perturbation):

@@ -304,6 +304,7 @@ def _draw(P:Perturbation, y_rows:Tensor, shape, nc:int, seed:int, start:int, dev
     "The noise of rows `start, start+1, ...` (whole blocks), drawn block by block."
     parts = [P.noise(y_rows[i:i+BLOCK], shape, nc, _block_gen(seed, (start + i) // BLOCK, device)) for i in range(0, len(y_rows), BLOCK)]
     if parts[0] is None: return None
+    if len(parts) == 1: return parts[0]  # one block: no copy
     if isinstance(parts[0], tuple): return tuple(None if p[0] is None else torch.cat(p) for p in zip(*parts))
     return torch.cat(parts)
 
