@@ -9,6 +9,7 @@ from .models import make_model
 from .perturb import get_perturbation, input_grad
 from .residual import residual_knowledge, best_batch, channels_last_copy, CANDIDATES, CUDA_CANDIDATES
 from .train import default_device, default_threads, sync_time, iterate_batches, sgd, run_steps, fit, steady_malloc
+from .validate import as_int
 
 # %% auto #0
 __all__ = ['SHAPES', 'NOISE', 'ATTACKS', 'LAYOUTS', 'raw_forward', 'raw_grad', 'paper_pipeline', 'bench', 'bare_loop', 'gd_loop',
@@ -84,6 +85,7 @@ def bench(arch:str='smallcnn', # architecture of the two models (see `rurk.model
           paper:bool=True, # time the paper's pipeline too (Gaussian, FGSM, PGD)
           device=None, seed:int=0) -> dict:
     "Seconds of the estimator per attack, of the raw model passes it needs at every candidate batch size, and of the paper's pipeline, interleaved in one run; rates and per-round ratios, medians over `repeats` rounds."
+    repeats, sweeps = as_int(repeats, 'repeats', lo=1), as_int(sweeps, 'sweeps', lo=1)  # medians need at least one round of each phase
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', UserWarning)  # two untrained models: r_τ is often undefined, which does not matter here
         return _bench(arch, shape, n, c, n_taus, pgd_c, attacks, batch_size, repeats, sweeps, paper, device, seed)
@@ -257,6 +259,8 @@ def main(argv=None):
     p.add_argument('--malloc', default='steady', choices=['steady', 'default'], help="glibc keeps freed memory for reuse (rurk.train.steady_malloc), or glibc's own settings")
     p.add_argument('--device', default=None)
     ns = p.parse_args(argv)
+    for k in ('repeats', 'sweeps'):
+        if getattr(ns, k) < 1: p.error(f"--{k} must be at least 1, got {getattr(ns, k)}")
     torch.set_num_threads(ns.threads or default_threads())
     if ns.malloc == 'steady': steady_malloc()
     for name in ns.shapes:
