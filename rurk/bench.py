@@ -80,7 +80,7 @@ def bench(arch:str='smallcnn', # architecture of the two models (see `rurk.model
           pgd_c:int=None, # draws per sample and τ for PGD (default c // 5, at least 1)
           attacks=NOISE + tuple(ATTACKS), # perturbation families to time
           batch_size:int=None, # estimator batch (default: the estimator's own, `best_batch`)
-          repeats:int=5, # paired rounds (after one untimed warm-up round): the raw reference, then the estimator and the paper's pipeline, per attack; medians are reported
+          repeats:int=5, # paired rounds (after one untimed warm-up round): per attack, the raw reference, the estimator, the reference again and the paper's pipeline; medians are reported
           sweeps:int=3, # rounds of the raw sweeps over every candidate batch and layout (after a warm-up round), which pick the raw reference
           paper:bool=True, # time the paper's pipeline too (Gaussian, FGSM, PGD)
           device=None, seed:int=0) -> dict:
@@ -109,11 +109,13 @@ def _sweep_jobs(two:dict, shape, fr, gr, dev) -> dict:
     return jobs
 
 def _paired_jobs(m, a, x, y, shape, taus, attacks, draws, ref:dict, sweep:dict, batch_size, paper, dev, seed) -> dict:
-    "Per attack, in the order they run: the raw reference passes (`ref`: kind -> the chosen sweep key), then the estimator and the paper's pipeline."
+    "Per attack, in the order they run: the raw reference passes (`ref`: kind -> the chosen sweep key), the estimator, the reference passes again, and the paper's pipeline."
     jobs = {}
     for at in attacks:
-        for kind in (('raw_grad', 'raw_forward') if at in ATTACKS else ('raw_forward',)): jobs[(kind, at)] = sweep[ref[kind]]
+        kinds = ('raw_grad', 'raw_forward') if at in ATTACKS else ('raw_forward',)
+        for kind in kinds: jobs[(kind, at)] = sweep[ref[kind]]
         jobs[at] = lambda at=at: _timed(dev, residual_knowledge, m, a, x, y, taus, at, draws[at], batch_size=batch_size, device=dev)
+        for kind in kinds: jobs[(kind, at, 'after')] = sweep[ref[kind]]  # the estimator between two timings of its reference: a drifting machine counts against both
         if paper and at in ('gaussian', *ATTACKS):
             jobs['paper_' + at] = lambda at=at: _timed(dev, paper_pipeline, m, a, x, y, taus, at, draws[at], torch.Generator(device=dev).manual_seed(seed))
     return jobs
@@ -150,14 +152,18 @@ def _best_raw(out, ts, kind:str, rows:int) -> tuple:
     out[kind + '_sweeps'] = {LAYOUTS[k]: s for k, s in sweeps.items()}; out[kind + '_best'] = (LAYOUTS[f], b)
     return (kind + f, b)
 
+def _around(ts:dict, kind:str, at:str) -> list:
+    "Seconds of the reference passes `kind` of attack `at` per round: the mean of their timings just before and just after the estimator."
+    return [(u + v) / 2 for u, v in zip(ts[(kind, at)], ts[(kind, at, 'after')])]
+
 def _summarise(out, ts, rows, fr, gr, attacks) -> dict:
-    "Rates (inputs per second, medians) and per-round ratios of the estimator to the reference passes timed just before it, and to the paper's pipeline."
+    "Rates (inputs per second, medians) and per-round ratios of the estimator to the reference passes timed around it, and to the paper's pipeline."
     med = lambda k: statistics.median(ts[k])
     out['x_raw'], out['x_paper'] = {}, {}
     fwd_all = []
     for at in attacks:
-        fwd = [t / fr for t in ts[('raw_forward', at)]]; fwd_all += fwd  # seconds per row, per round
-        raw = [ATTACKS[at] * t / gr + fw for t, fw in zip(ts[('raw_grad', at)], fwd)] if at in ATTACKS else fwd
+        fwd = [t / fr for t in _around(ts, 'raw_forward', at)]; fwd_all += fwd  # seconds per row, per round
+        raw = [ATTACKS[at] * t / gr + fw for t, fw in zip(_around(ts, 'raw_grad', at), fwd)] if at in ATTACKS else fwd
         own = [t / rows[at] for t in ts[at]]
         out[at], out['raw_' + at] = 1 / statistics.median(own), 1 / statistics.median(raw)
         out['x_raw'][at] = _spread([r / o for r, o in zip(raw, own)])  # > 1: the estimator beats the raw passes
@@ -223,7 +229,7 @@ def report(r:dict) -> str:
              f"raw sweeps in {r['sweeps']} round{'s' if r['sweeps'] > 1 else ''}, then {r['repeats']} paired round{'s' if r['repeats'] > 1 else ''}, each after a warm-up; rates are medians, ratios are per round: median (lowest–highest)",
              *[f"  raw {kind} by batch, {lay} (inputs/s): {_sweep(s)}" for key, kind in (('raw_forward', 'forward'), ('raw_grad', 'input gradient'))
                for lay, s in r.get(key + '_sweeps', {}).items()],
-             f"  reference (fastest in the sweeps, timed again before each estimator call): raw forward {_best(r['raw_forward_best'])}" + (f", raw input gradient {_best(r['raw_grad_best'])}" if 'raw_grad_best' in r else '')
+             f"  reference (fastest in the sweeps, timed again before and after each estimator call): raw forward {_best(r['raw_forward_best'])}" + (f", raw input gradient {_best(r['raw_grad_best'])}" if 'raw_grad_best' in r else '')
              + f"; the estimator runs the models {r['layout']}, batch {r['batch']}" + (" (input gradients: " + '/'.join(str(v) for v in gb.values()) + ')' if gb else '')
              + f" (its measurement: {r['measure_seconds']:.2f} s, once per process)",
              f"  {'':28s} {'rows':>7} {'inputs/s':>10} {'× raw':>17} {'paper /s':>10} {'× paper':>17}",
@@ -251,7 +257,7 @@ def main(argv=None):
     p.add_argument('--n', type=int, default=None, help='forget samples (default: per shape, see rurk.bench.SHAPES)')
     p.add_argument('--c', type=int, default=None, help='draws per sample and τ (default: per shape)')
     p.add_argument('--pgd-c', type=int, default=None, help='draws per sample and τ for PGD (default: c // 5)')
-    p.add_argument('--n-taus', type=int, default=2); p.add_argument('--repeats', type=int, default=5, help='paired rounds (reference, estimator, paper), after one untimed warm-up round')
+    p.add_argument('--n-taus', type=int, default=2); p.add_argument('--repeats', type=int, default=5, help='paired rounds (reference, estimator, reference, paper), after one untimed warm-up round')
     p.add_argument('--sweeps', type=int, default=3, help='rounds of the raw sweeps that pick the reference, after one untimed warm-up round')
     p.add_argument('--batch-size', type=int, default=None, help="estimator batch (default: the estimator's own choice)")
     p.add_argument('--no-paper', action='store_true', help="skip the paper's pipeline"); p.add_argument('--no-train', action='store_true', help='skip the training loops')
