@@ -15,7 +15,7 @@ from .train import sync_time
 
 # %% auto #0
 __all__ = ['ZERO_POLICIES', 'STATS', 'MAX_UNDEFINED', 'CL_CACHE', 'CANDIDATES', 'CUDA_CANDIDATES', 'TIE', 'CLOSE', 'BATCH_CACHE',
-           'BLOCK', 'STREAM_CHUNK', 'nearest_index', 'ratio', 'pooled_ratio', 'boot_weights', 'boot_replicates',
+           'BLOCK', 'STEP', 'STREAM_CHUNK', 'nearest_index', 'ratio', 'pooled_ratio', 'boot_weights', 'boot_replicates',
            'percentile_ci', 'RKResult', 'ci_of_mean', 'check_rk_inputs', 'is_channels_last', 'channels_last_copy',
            'time_batches', 'best_batch', 'residual_knowledge', 'sample_draws']
 
@@ -309,6 +309,11 @@ def _settle(rates:dict, again) -> int:
 
 # %% ../nbs/05_residual.ipynb #5aacfb9e
 BLOCK = 256 # rows per random-number block
+STEP = 2**18 # input elements per estimator step at least: tiny inputs take several blocks per step, which spreads the per-step work over more rows
+
+def _step_rows(bf:int, bg:int, shape) -> int:
+    "Rows per step of the estimator: whole blocks, at least one forward (`bf`) or gradient (`bg`) batch and at least `STEP` input elements."
+    return max(BLOCK, max(bf, bg, STEP // math.prod(shape)) // BLOCK * BLOCK)
 
 def _block_gen(seed:int, block:int, device) -> torch.Generator:
     return torch.Generator(device=device).manual_seed((seed * 1_000_003 + block) % 2**63)
@@ -386,7 +391,7 @@ def residual_knowledge(unlearned:nn.Module, # the unlearned model m (perturbatio
     unlearned, retrained = _fast(unlearned, retrained, shape, channels_last, dev)
     bf = batch_size or best_batch(unlearned, shape, False, n * c, dev)                         # rows per forward pass
     bg = (batch_size or best_batch(unlearned, shape, True, n * c, dev)) if P.needs_model else bf  # rows per attack-gradient pass
-    rows = max(BLOCK, max(bf, bg) // BLOCK * BLOCK)  # rows per step: whole random-number blocks
+    rows = _step_rows(bf, bg, shape)  # rows per step: whole random-number blocks
     counts = torch.zeros(3, nt, n, dtype=torch.long, device=dev)  # k_m, k_a, k_disagree
     x, y = x.to(dev), y.to(dev)
     t0 = sync_time(dev)
@@ -447,7 +452,7 @@ def _rk_stream(unlearned, retrained, src, y, taus, attack, c, seed, batch_size, 
                 um, ra = _fast(unlearned, retrained, shape, channels_last, dev)
                 bf = batch_size or best_batch(um, shape, False, n * c, dev)
                 bg = (batch_size or best_batch(um, shape, True, n * c, dev)) if P.needs_model else bf
-                rows = max(BLOCK, max(bf, bg) // BLOCK * BLOCK)
+                rows = _step_rows(bf, bg, shape)
             if tuple(xb.shape[1:]) != shape: raise ValueError(f"forget chunk at sample {o} has inputs of shape {tuple(xb.shape[1:])}, the first had {shape}")
             if o + len(xb) > n: raise ValueError(f"the forget set yields more than its length, {n}, samples")
             _stream_chunk(P, um, ra, same, xb.to(dev), yb.to(dev), o, n, c, taus, nc, seed, rows, bf, bg, counts, dev)
