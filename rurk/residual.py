@@ -14,8 +14,8 @@ from .validate import as_data, as_labels, as_int, check_tau, check_taus, keep_mo
 from .train import sync_time
 
 # %% auto #0
-__all__ = ['ZERO_POLICIES', 'STATS', 'MAX_UNDEFINED', 'CL_CACHE', 'CANDIDATES', 'CUDA_CANDIDATES', 'TIE', 'BATCH_CACHE', 'BLOCK',
-           'STEP', 'STREAM_CHUNK', 'nearest_index', 'ratio', 'pooled_ratio', 'boot_weights', 'boot_replicates',
+__all__ = ['ZERO_POLICIES', 'STATS', 'MAX_UNDEFINED', 'CL_CACHE', 'CANDIDATES', 'CUDA_CANDIDATES', 'TIE', 'MARGIN', 'BATCH_CACHE',
+           'BLOCK', 'STEP', 'STREAM_CHUNK', 'nearest_index', 'ratio', 'pooled_ratio', 'boot_weights', 'boot_replicates',
            'percentile_ci', 'RKResult', 'ci_of_mean', 'check_rk_inputs', 'is_channels_last', 'channels_last_copy',
            'time_batches', 'best_batch', 'residual_knowledge', 'sample_draws']
 
@@ -231,6 +231,7 @@ def channels_last_copy(model:nn.Module, shape, # the model and one input's shape
 CANDIDATES = tuple(64 * 2**k for k in range(7)) # batch sizes `best_batch` tries on the CPU: 64 … 4096 rows
 CUDA_CANDIDATES = tuple(256 * 2**k for k in range(7)) # on CUDA: 256 … 16384 rows
 TIE = 0.85 # a candidate at least this fraction as fast as the fastest is a near tie (a short measurement's spread on a shared CPU): `best_batch` looks again
+MARGIN = 1.05 # the larger of a near tie is kept only if its fastest call over all looks beats the smaller's by this factor (a smaller working set is less exposed to other processes sharing the CPU's caches)
 BATCH_CACHE = {} # (model class, parameter count, input shape, device, dtype, grad, threads, channels last) -> best batch size
 
 def _batch_key(model, shape, grad, dev, dtype):
@@ -299,11 +300,12 @@ def _near_tie(rates:dict) -> tuple:
     return top, max(b for b, r in rates.items() if r >= TIE * rates[top])
 
 def _settle(rates:dict, again) -> int:
-    "The batch to use: the fastest, or for a near tie the faster of the two after a second look `again((fast, large))`, each by its fastest call of both looks."
+    "The batch to use: the fastest, or for a near tie the larger only if it beats the fastest by `MARGIN` after two more looks, `again((fast, large))` and `again((large, fast))`, each by its fastest call of all looks."
     top, big = _near_tie(rates)
     if big == top: return top
-    second = again((top, big))  # a busy moment in the first look shows up as a slower call there, not in both
-    return max((top, big), key=lambda b: (max(rates[b], second.get(b, 0.0)), b))  # an exact tie goes to the larger
+    looks = [rates, again((top, big)), again((big, top))]  # in both orders: a machine speeding up or slowing down favours neither
+    best = {b: max(r.get(b, 0.0) for r in looks) for b in (top, big)}
+    return big if best[big] >= MARGIN * best[top] else top
 
 # %% ../nbs/05_residual.ipynb #5aacfb9e
 BLOCK = 256 # rows per random-number block
