@@ -244,7 +244,7 @@ def _pass(model, x, labels, grad):
 
 def time_batches(model:nn.Module, shape, # the model and one input's shape (C, H, W)
                  grad:bool=False,       # time input gradients (attacks) rather than forward passes
-                 candidates=None,       # batch sizes to try, ascending (default `CANDIDATES`, `CUDA_CANDIDATES` on CUDA)
+                 candidates=None,       # batch sizes to try, in this order: ascending for the early stops (default `CANDIDATES`, `CUDA_CANDIDATES` on CUDA)
                  reps:int=3,            # timed calls per candidate at least (after one warm-up; one if a call takes over 0.2 s); the fastest counts
                  min_time:float=0.1,    # seconds: further calls (up to 20) until a candidate's timed calls add up to this
                  budget:float=3.0,      # seconds: no further candidate once the next would take the measurement past this
