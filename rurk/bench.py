@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse, copy, statistics, time, warnings, torch, torch.nn.functional as F
 from .models import make_model
 from .perturb import get_perturbation, input_grad
-from .residual import residual_knowledge, best_batch, channels_last_copy, CANDIDATES, CUDA_CANDIDATES
+from .residual import residual_knowledge, best_batch, channels_last_copy, capped
 from .train import default_device, default_threads, sync_time, iterate_batches, sgd, run_steps, fit, steady_malloc
 from .validate import as_int
 
@@ -21,10 +21,6 @@ SHAPES = dict( # name: (architecture, input shape, forget samples n, draws c): t
     cifar=('smallcnn', (3, 32, 32), 100, 10), resnet18=('resnet18', (3, 32, 32), 10, 10))
 NOISE = ('gaussian', 'uniform_l2', 'uniform_linf') # estimators compared with raw forward passes
 ATTACKS = dict(fgsm_targeted=1, pgd_targeted=10) # attacks compared with raw input gradients: input-gradient steps per row
-
-def _candidates(dev, rows:int):
-    cands = CUDA_CANDIDATES if dev.type == 'cuda' else CANDIDATES
-    return tuple(b for b in cands if b < rows) + tuple(b for b in cands if b >= rows)[:1]  # up to the first ≥ rows
 
 @torch.inference_mode()
 def raw_forward(m, a, shape, rows:int, batch_size:int, dev) -> float:
@@ -68,6 +64,10 @@ def _models(arch, shape, dev, seed):
 def _timed(dev, f, *args, **kw) -> float:
     t = sync_time(dev); f(*args, **kw); return sync_time(dev) - t
 
+def _timed_rk(dev, seen:dict, at:str, *args, **kw) -> float:
+    "Seconds of one `residual_knowledge` call; its `meta` kept in `seen[at]` (the forward batch it ran)."
+    t = sync_time(dev); seen[at] = residual_knowledge(*args, **kw).meta; return sync_time(dev) - t
+
 def _spread(v:list) -> tuple:
     "(median, lowest, highest) of per-round values."
     return statistics.median(v), min(v), max(v)
@@ -104,17 +104,17 @@ def _sweep_jobs(two:dict, shape, fr, gr, dev) -> dict:
     "The raw passes at every candidate batch size, in both layouts, {(kind + layout, batch): () -> seconds}."
     jobs = {}
     for f, (m_, a_) in two.items():
-        jobs.update({('raw_forward' + f, b): (lambda b=b, m_=m_, a_=a_: raw_forward(m_, a_, shape, fr, b, dev)) for b in _candidates(dev, fr)})
-        if gr: jobs.update({('raw_grad' + f, b): (lambda b=b, m_=m_: raw_grad(m_, shape, gr, b, dev)) for b in _candidates(dev, gr)})
+        jobs.update({('raw_forward' + f, b): (lambda b=b, m_=m_, a_=a_: raw_forward(m_, a_, shape, fr, b, dev)) for b in capped(dev, fr)})
+        if gr: jobs.update({('raw_grad' + f, b): (lambda b=b, m_=m_: raw_grad(m_, shape, gr, b, dev)) for b in capped(dev, gr)})
     return jobs
 
-def _paired_jobs(m, a, x, y, shape, taus, attacks, draws, ref:dict, sweep:dict, batch_size, paper, dev, seed) -> dict:
+def _paired_jobs(m, a, x, y, shape, taus, attacks, draws, ref:dict, sweep:dict, batch_size, paper, dev, seed, seen:dict) -> dict:
     "Per attack, in the order they run: the raw reference passes (`ref`: kind -> the chosen sweep key), the estimator, the reference passes again, and the paper's pipeline."
     jobs = {}
     for at in attacks:
         kinds = ('raw_grad', 'raw_forward') if at in ATTACKS else ('raw_forward',)
         for kind in kinds: jobs[(kind, at)] = sweep[ref[kind]]
-        jobs[at] = lambda at=at: _timed(dev, residual_knowledge, m, a, x, y, taus, at, draws[at], batch_size=batch_size, device=dev)
+        jobs[at] = lambda at=at: _timed_rk(dev, seen, at, m, a, x, y, taus, at, draws[at], batch_size=batch_size, device=dev)
         for kind in kinds: jobs[(kind, at, 'after')] = sweep[ref[kind]]  # the estimator between two timings of its reference: a drifting machine counts against both
         if paper and at in ('gaussian', *ATTACKS):
             jobs['paper_' + at] = lambda at=at: _timed(dev, paper_pipeline, m, a, x, y, taus, at, draws[at], torch.Generator(device=dev).manual_seed(seed))
@@ -142,7 +142,11 @@ def _bench(arch, shape, n, c, n_taus, pgd_c, attacks, batch_size, repeats, sweep
     ts = _rounds(sweep, sweeps)
     ref = {kind: _best_raw(out, ts, kind, r) for kind, r in (('raw_forward', fr), ('raw_grad', gr)) if r}
     # phase 2: per attack, the reference passes timed again right before the estimator, in each round
-    return _summarise(out, _rounds(_paired_jobs(m, a, x, y, shape, taus, attacks, draws, ref, sweep, batch_size, paper, dev, seed), repeats), rows, fr, gr, attacks)
+    seen = {}  # the last call's meta per attack
+    ts = _rounds(_paired_jobs(m, a, x, y, shape, taus, attacks, draws, ref, sweep, batch_size, paper, dev, seed, seen), repeats)
+    out['batch_last'] = {at: seen[at]['batch_size'] for at in attacks}  # the forward batch of the last round (the tuner's, `rurk.residual.BatchTuner`)
+    out['tuning_last'] = [at for at in attacks if 'batch_rows' in seen[at]]  # attacks whose last call still took turns between batches
+    return _summarise(out, ts, rows, fr, gr, attacks)
 
 def _best_raw(out, ts, kind:str, rows:int) -> tuple:
     "Record the sweeps of the raw passes `kind` per layout (inputs/s, medians) and their fastest (layout, batch) in `out`; return its sweep key."
@@ -221,6 +225,10 @@ def _x(s:tuple, w:int=5) -> str:
 
 def _sweep(d:dict) -> str: return ', '.join(f"{b}: {v:,.0f}" for b, v in d.items())
 def _best(lb) -> str: return f"{lb[0]} at batch {lb[1]}"
+def _last(r:dict) -> str:
+    "The estimator's forward batches of the last round, and whether it was still taking turns."
+    bs = sorted(set(r['batch_last'].values())); s = '/'.join(map(str, bs))
+    return s + (f" (still tuning in {', '.join(r['tuning_last'])})" if r['tuning_last'] else '')
 
 def report(r:dict) -> str:
     "One shape's benchmark as a small table: inputs per second, and the per-round ratios to the raw passes and to the paper's pipeline (median, range)."
@@ -230,7 +238,7 @@ def report(r:dict) -> str:
              *[f"  raw {kind} by batch, {lay} (inputs/s): {_sweep(s)}" for key, kind in (('raw_forward', 'forward'), ('raw_grad', 'input gradient'))
                for lay, s in r.get(key + '_sweeps', {}).items()],
              f"  reference (fastest in the sweeps, timed again before and after each estimator call): raw forward {_best(r['raw_forward_best'])}" + (f", raw input gradient {_best(r['raw_grad_best'])}" if 'raw_grad_best' in r else '')
-             + f"; the estimator runs the models {r['layout']}, batch {r['batch']}" + (" (input gradients: " + '/'.join(str(v) for v in gb.values()) + ')' if gb else '')
+             + f"; the estimator runs the models {r['layout']}, forward batch {_last(r)} in the last round (measured: {r['batch']})" + (", input gradients " + '/'.join(str(v) for v in gb.values()) if gb else '')
              + f" (its measurement: {r['measure_seconds']:.2f} s, once per process)",
              f"  {'':28s} {'rows':>7} {'inputs/s':>10} {'× raw':>17} {'paper /s':>10} {'× paper':>17}",
              f"  {'raw forward (2 models)':28s} {'':>7} {r['raw_forward']:10,.0f}"]

@@ -15,9 +15,10 @@ from .train import sync_time
 
 # %% auto #0
 __all__ = ['ZERO_POLICIES', 'STATS', 'MAX_UNDEFINED', 'CL_CACHE', 'CANDIDATES', 'CUDA_CANDIDATES', 'TIE', 'MARGIN', 'BATCH_CACHE',
-           'BLOCK', 'STEP', 'STREAM_CHUNK', 'nearest_index', 'ratio', 'pooled_ratio', 'boot_weights', 'boot_replicates',
-           'percentile_ci', 'RKResult', 'ci_of_mean', 'check_rk_inputs', 'is_channels_last', 'channels_last_copy',
-           'time_batches', 'best_batch', 'residual_knowledge', 'sample_draws']
+           'LOOKS', 'TUNERS', 'BLOCK', 'STEP', 'STREAM_CHUNK', 'nearest_index', 'ratio', 'pooled_ratio', 'boot_weights',
+           'boot_replicates', 'percentile_ci', 'RKResult', 'ci_of_mean', 'check_rk_inputs', 'is_channels_last',
+           'channels_last_copy', 'time_batches', 'capped', 'best_batch', 'BatchTuner', 'residual_knowledge',
+           'sample_draws']
 
 # %% ../nbs/05_residual.ipynb #686b730f
 ZERO_POLICIES = ('exclude', 'floor') # zero-denominator policies of r̂ (the first is the default)
@@ -277,6 +278,12 @@ def time_batches(model:nn.Module, shape, # the model and one input's shape (C, H
             if spent + 2 * (warm + sum(ts)) > budget: break  # the next candidate costs about twice this one
     return rates
 
+def capped(dev, most:int=None) -> tuple:
+    "The candidate batch sizes on `dev` (`CANDIDATES`, `CUDA_CANDIDATES` on CUDA) up to the first of at least `most` rows: no larger one is any use."
+    cands = CUDA_CANDIDATES if dev.type == 'cuda' else CANDIDATES
+    if most is None: return cands
+    return tuple(b for b in cands if b < most) + tuple(b for b in cands if b >= most)[:1]
+
 def best_batch(model:nn.Module, shape, # the model and one input's shape (C, H, W)
                grad:bool=False,        # for input gradients (attacks) rather than forward passes
                most:int=None,          # rows the caller has at most: no larger candidate is tried
@@ -285,8 +292,7 @@ def best_batch(model:nn.Module, shape, # the model and one input's shape (C, H, 
     "The fastest batch size of `model` on inputs of `shape` (see `time_batches`), measured once per kind of model and device and cached in `BATCH_CACHE`."
     dev = torch.device(device) if device is not None else param_device(model)
     dtype = dtype or model_dtype(model)
-    cands = CUDA_CANDIDATES if dev.type == 'cuda' else CANDIDATES
-    if most is not None: cands = tuple(b for b in cands if b < most) + tuple(b for b in cands if b >= most)[:1]  # up to the first ≥ most
+    cands = capped(dev, most)
     if len(cands) == 1: return cands[0]  # nothing to choose between (at most 64 rows on the CPU): no measurement
     key = _batch_key(model, shape, grad, dev, dtype) + (cands[-1],)
     if key not in BATCH_CACHE:
@@ -306,6 +312,52 @@ def _settle(rates:dict, again) -> int:
     looks = [rates, again((top, big)), again((big, top))]  # in both orders: a machine speeding up or slowing down favours neither
     best = {b: max(r.get(b, 0.0) for r in looks) for b in (top, big)}
     return big if best[big] >= MARGIN * best[top] else top
+
+# %% ../nbs/05_residual.ipynb #7964ab74
+LOOKS = 5 # timed forward passes per candidate before `BatchTuner` settles a window (a median of 5)
+TUNERS = {} # (the `best_batch` cache key of the unlearned model, its pick, the retrained model's kind) -> `BatchTuner`
+
+class BatchTuner:
+    "The estimator's forward batch, from its own timed passes: a window of three candidates around the choice takes turns until each has `looks` timings; the lowest median seconds per row wins, and the window moves on past a winner at its edge."
+    def __init__(self, pick:int,   # the measured batch (`best_batch`): the first choice
+                 ladder=None,      # the candidate batch sizes, ascending, `pick` among them (default: `pick` alone, nothing to tune)
+                 looks:int=LOOKS): # timings per candidate of a window
+        self.ladder, self.looks, self.way, self.moves = tuple(ladder or (pick,)), looks, 0, []
+        if pick not in self.ladder: raise ValueError(f"the pick {pick} is not among the candidates {self.ladder}")
+        self.done = len(self.ladder) == 1  # settled for good
+        self._open(pick)
+    def _open(self, centre:int):
+        "A window of the neighbours of `centre` on the ladder, with no timings yet."
+        k = self.ladder.index(centre); self.batch, self.cands = centre, self.ladder[max(k - 1, 0):k + 2]
+        self.secs = {b: [] for b in self.cands}
+    @property
+    def widest(self) -> int: "the rows a pass needs for the window's candidates to take turns"; return self.batch if self.done else max(self.cands)
+    def next(self, rows:int, whole:bool=False) -> tuple:
+        "(batch, timed) for a pass of `rows` rows (0: not to be timed): while unsettled, the candidate with the fewest timings among those `rows` holds (all of them for the `whole` call in one pass), else the choice."
+        fit = [b for b in self.cands if b <= rows or whole] if rows and not self.done else []
+        if not fit: return self.batch, False
+        return min(fit, key=lambda b: len(self.secs[b])), True  # equal counts: the smallest first, so turns go round
+    def record(self, b:int, rows:int, seconds:float):
+        "One timed turn: `rows` rows (times the models run) at batch `b` took `seconds`; a window with all its timings settles."
+        self.secs[b].append(seconds / rows)
+        if all(len(v) >= self.looks for v in self.secs.values()): self._settle()
+    def _settle(self):
+        "The window's winner becomes the choice; past a winner at the window's edge the window moves on, in one direction only."
+        w = min(self.cands, key=lambda b: (statistics.median(self.secs[b]), b != self.batch)); way = (w > self.batch) - (w < self.batch)
+        self.moves.append(w)
+        if way == 0 or (self.way and way != self.way) or w in (self.ladder[0], self.ladder[-1]): self.batch, self.done = w, True
+        else: self.way = way; self._open(w)
+    def __repr__(self): return f"BatchTuner({self.ladder}, moves {self.moves}, " + (f"settled on {self.batch})" if self.done else f"window {self.cands})")
+
+def _tuner(um, ra, same:bool, shape, most:int, dev, batch_size) -> BatchTuner:
+    "The forward-batch tuner of an estimator call: a given `batch_size` as it is; on the CPU, one per process and pair of kinds of model, starting at `best_batch`'s pick."
+    if batch_size: return BatchTuner(batch_size)
+    pick = best_batch(um, shape, False, most, dev)
+    if dev.type != 'cpu': return BatchTuner(pick)  # timing a CUDA pass would need a synchronisation
+    cands = capped(dev, most)
+    key = _batch_key(um, shape, False, dev, model_dtype(um)) + (cands[-1], pick, None if same else _kind(ra, shape, dev, model_dtype(ra)))
+    if key not in TUNERS: TUNERS[key] = BatchTuner(pick, cands)
+    return TUNERS[key]
 
 # %% ../nbs/05_residual.ipynb #5aacfb9e
 BLOCK = 256 # rows per random-number block
@@ -355,6 +407,18 @@ def _predict(model, xp, b:int):
     if len(xp) <= b: return model(xp).argmax(1)
     return torch.cat([model(xp[sl]).argmax(1) for sl in _slices(len(xp), b)])
 
+def _predict_both(unlearned, retrained, same:bool, xp, tuner:BatchTuner, whole:bool):
+    "Both models' argmax on `xp` (one model's, for a model against itself) at the tuner's batch for this pass (`whole`: the call's only pass), timed for it when it is a turn: (pm, pa, batch)."
+    b, timed = tuner.next(len(xp), whole); t = time.perf_counter()
+    pm = _predict(unlearned, xp, b); pa = pm if same else _predict(retrained, xp, b)
+    if timed: tuner.record(b, len(xp) * (1 if same else 2), time.perf_counter() - t)
+    return pm, pa, b
+
+def _batch_meta(tuner:BatchTuner, ran:dict) -> dict:
+    "What `meta` says of the forward batch: the one all passes took, or the tuner's choice and the rows each batch ran while it took turns."
+    if len(ran) == 1: return dict(batch_size=next(iter(ran)))
+    return dict(batch_size=tuner.batch, batch_rows=dict(sorted(ran.items())))
+
 def _fast(unlearned, retrained, shape, on, dev):
     "The models the estimator runs: channels-last copies where `channels_last_copy` makes them (one copy for a model against itself)."
     um = channels_last_copy(unlearned, shape, on, dev)
@@ -389,9 +453,10 @@ def residual_knowledge(unlearned:nn.Module, # the unlearned model m (perturbatio
     n, nt, shape = len(x), len(taus), tuple(x.shape[1:])
     same = unlearned is retrained
     unlearned, retrained = _fast(unlearned, retrained, shape, channels_last, dev)
-    bf = batch_size or best_batch(unlearned, shape, False, n * c, dev)                         # rows per forward pass
-    bg = (batch_size or best_batch(unlearned, shape, True, n * c, dev)) if P.needs_model else bf  # rows per attack-gradient pass
-    rows = _step_rows(bf, bg, shape)  # rows per step: whole random-number blocks
+    tuner = _tuner(unlearned, retrained, same, shape, n * c, dev, batch_size)                      # rows per forward pass
+    bg = (batch_size or best_batch(unlearned, shape, True, n * c, dev)) if P.needs_model else None  # rows per attack-gradient pass
+    rows = _step_rows(tuner.widest, bg or 0, shape)  # rows per step: whole random-number blocks
+    ran = {}  # forward rows per batch size
     counts = torch.zeros(3, nt, n, dtype=torch.long, device=dev)  # k_m, k_a, k_disagree
     x, y = x.to(dev), y.to(dev)
     t0 = sync_time(dev)
@@ -404,11 +469,11 @@ def residual_knowledge(unlearned:nn.Module, # the unlearned model m (perturbatio
             for ti, tau in enumerate(taus):
                 xp = _apply(P, xr, yr, tau, noise, unlearned, bg)
                 with torch.inference_mode():
-                    pm = _predict(unlearned, xp, bf)
-                    pa = pm if same else _predict(retrained, xp, bf)  # a model against itself: one forward pass
+                    pm, pa, b = _predict_both(unlearned, retrained, same, xp, tuner, len(i) == n * c)
+                    ran[b] = ran.get(b, 0) + len(xp)
                     hits = torch.stack([pm == yr, pa == yr, pm != pa]).long()
                     counts[:, ti].index_add_(1, i, hits)
-    meta = dict(seconds=round(sync_time(dev) - t0, 3), device=str(dev), batch_size=bf, **({'grad_batch_size': bg} if P.needs_model else {}),
+    meta = dict(seconds=round(sync_time(dev) - t0, 3), device=str(dev), **_batch_meta(tuner, ran), **({'grad_batch_size': bg} if P.needs_model else {}),
                 channels_last=is_channels_last(unlearned))
     res = RKResult(taus, *counts.cpu(), c=c, attack=P.name, seed=seed, zero=zero, meta=meta)
     msg = _undefined_message(res.taus, res.undefined)
@@ -450,21 +515,21 @@ def _rk_stream(unlearned, retrained, src, y, taus, attack, c, seed, batch_size, 
             if counts is None:
                 shape = tuple(xb.shape[1:]); counts = torch.zeros(3, len(taus), n, dtype=torch.long, device=dev)
                 um, ra = _fast(unlearned, retrained, shape, channels_last, dev)
-                bf = batch_size or best_batch(um, shape, False, n * c, dev)
-                bg = (batch_size or best_batch(um, shape, True, n * c, dev)) if P.needs_model else bf
-                rows = _step_rows(bf, bg, shape)
+                tuner, ran = _tuner(um, ra, same, shape, n * c, dev, batch_size), {}
+                bg = (batch_size or best_batch(um, shape, True, n * c, dev)) if P.needs_model else None
+                rows = _step_rows(tuner.widest, bg or 0, shape)
             if tuple(xb.shape[1:]) != shape: raise ValueError(f"forget chunk at sample {o} has inputs of shape {tuple(xb.shape[1:])}, the first had {shape}")
             if o + len(xb) > n: raise ValueError(f"the forget set yields more than its length, {n}, samples")
-            _stream_chunk(P, um, ra, same, xb.to(dev), yb.to(dev), o, n, c, taus, nc, seed, rows, bf, bg, counts, dev)
+            _stream_chunk(P, um, ra, same, xb.to(dev), yb.to(dev), o, n, c, taus, nc, seed, rows, tuner, ran, bg, counts, dev)
             o += len(xb)
     if o != n: raise ValueError(f"the forget set yielded {o} samples, but its length is {n}")
-    meta = dict(seconds=round(sync_time(dev) - t0, 3), device=str(dev), batch_size=bf, streamed=True, **({'grad_batch_size': bg} if P.needs_model else {}),
+    meta = dict(seconds=round(sync_time(dev) - t0, 3), device=str(dev), **_batch_meta(tuner, ran), streamed=True, **({'grad_batch_size': bg} if P.needs_model else {}),
                 channels_last=is_channels_last(um))
     res = RKResult(taus, *counts.cpu(), c=c, attack=P.name, seed=seed, zero=zero, meta=meta)
     if (msg := _undefined_message(res.taus, res.undefined)): warnings.warn(msg, UserWarning, stacklevel=3)
     return res
 
-def _stream_chunk(P, unlearned, retrained, same, xb, yb, o, n, c, taus, nc, seed, rows, bf, bg, counts, dev):
+def _stream_chunk(P, unlearned, retrained, same, xb, yb, o, n, c, taus, nc, seed, rows, tuner, ran, bg, counts, dev):
     "Count the draws of forget samples `o … o+len(xb)-1`, in the tensor path's steps of `rows` global rows."
     r0, r1 = o * c, (o + len(xb)) * c
     for s in range(r0 // rows * rows, r1, rows):
@@ -476,7 +541,8 @@ def _stream_chunk(P, unlearned, retrained, same, xb, yb, o, n, c, taus, nc, seed
         for ti, tau in enumerate(taus):
             xp = _apply(P, xr, yr, tau, noise, unlearned, bg)
             with torch.inference_mode():
-                pm = _predict(unlearned, xp, bf); pa = pm if same else _predict(retrained, xp, bf)
+                pm, pa, b = _predict_both(unlearned, retrained, same, xp, tuner, len(xp) == n * c)
+                ran[b] = ran.get(b, 0) + len(xp)
                 counts[:, ti].index_add_(1, i, torch.stack([pm == yr, pa == yr, pm != pa]).long())
 
 # %% ../nbs/05_residual.ipynb #6031a22d
