@@ -313,7 +313,7 @@ def _settle(rates:dict, again) -> int:
     best = {b: max(r.get(b, 0.0) for r in looks) for b in (top, big)}
     return big if best[big] >= MARGIN * best[top] else top
 
-# %% ../nbs/05_residual.ipynb #7964ab74
+# %% ../nbs/05_residual.ipynb #d3455e43
 LOOKS = 5 # timed forward passes per candidate before `BatchTuner` settles a window (a median of 5)
 TUNERS = {} # (the `best_batch` cache key of the unlearned model, its pick, the retrained model's kind) -> `BatchTuner`
 
@@ -417,7 +417,7 @@ def _predict_both(unlearned, retrained, same:bool, xp, tuner:BatchTuner, whole:b
 def _batch_meta(tuner:BatchTuner, ran:dict) -> dict:
     "What `meta` says of the forward batch: the one all passes took, or the tuner's choice and the rows each batch ran while it took turns."
     if len(ran) == 1: return dict(batch_size=next(iter(ran)))
-    return dict(batch_size=tuner.batch, batch_rows=dict(sorted(ran.items())))
+    return dict(batch_size=tuner.batch, batch_rows=[[b, r] for b, r in sorted(ran.items())])  # [batch, rows] pairs: the same after a JSON round trip
 
 def _fast(unlearned, retrained, shape, on, dev):
     "The models the estimator runs: channels-last copies where `channels_last_copy` makes them (one copy for a model against itself)."

@@ -14,7 +14,7 @@ def _numbers(res):
     drop = ('seconds', 'model', 'seconds_vs_retrain')
     def row(r):
         out = {k: v for k, v in r.items() if k not in drop}
-        out['rk'] = dict(r['rk'], meta={k: v for k, v in r['rk']['meta'].items() if k not in ('batch_size', 'grad_batch_size', 'seconds')})  # measured, not results
+        out['rk'] = dict(r['rk'], meta={k: v for k, v in r['rk']['meta'].items() if k not in ('batch_size', 'batch_rows', 'grad_batch_size', 'seconds')})  # measured, not results
         return out
     return {n: {s: row(r) for s, r in m['per_seed'].items()} for n, m in res['methods'].items()}
 
