@@ -407,12 +407,13 @@ def _predict(model, xp, b:int):
     if len(xp) <= b: return model(xp).argmax(1)
     return torch.cat([model(xp[sl]).argmax(1) for sl in _slices(len(xp), b)])
 
-def _predict_both(unlearned, retrained, same:bool, xp, tuner:BatchTuner, whole:bool):
-    "Both models' argmax on `xp` (one model's, for a model against itself) at the tuner's batch for this pass (`whole`: the call's only pass), timed for it when it is a turn: (pm, pa, batch)."
+def _predict_both(unlearned, retrained, same:bool, xp, tuner:BatchTuner, ran:dict, whole:bool):
+    "Both models' argmax on `xp` (one model's, for a model against itself) at the tuner's batch for this pass (`whole`: the call's only pass), timed for it when it is a turn; its rows added to `ran[batch]`."
     b, timed = tuner.next(len(xp), whole); t = time.perf_counter()
     pm = _predict(unlearned, xp, b); pa = pm if same else _predict(retrained, xp, b)
     if timed: tuner.record(b, len(xp) * (1 if same else 2), time.perf_counter() - t)
-    return pm, pa, b
+    ran[b] = ran.get(b, 0) + len(xp)
+    return pm, pa
 
 def _batch_meta(tuner:BatchTuner, ran:dict) -> dict:
     "What `meta` says of the forward batch: the one all passes took, or the tuner's choice and the rows each batch ran while it took turns."
@@ -469,8 +470,7 @@ def residual_knowledge(unlearned:nn.Module, # the unlearned model m (perturbatio
             for ti, tau in enumerate(taus):
                 xp = _apply(P, xr, yr, tau, noise, unlearned, bg)
                 with torch.inference_mode():
-                    pm, pa, b = _predict_both(unlearned, retrained, same, xp, tuner, len(i) == n * c)
-                    ran[b] = ran.get(b, 0) + len(xp)
+                    pm, pa = _predict_both(unlearned, retrained, same, xp, tuner, ran, len(i) == n * c)
                     hits = torch.stack([pm == yr, pa == yr, pm != pa]).long()
                     counts[:, ti].index_add_(1, i, hits)
     meta = dict(seconds=round(sync_time(dev) - t0, 3), device=str(dev), **_batch_meta(tuner, ran), **({'grad_batch_size': bg} if P.needs_model else {}),
@@ -541,8 +541,7 @@ def _stream_chunk(P, unlearned, retrained, same, xb, yb, o, n, c, taus, nc, seed
         for ti, tau in enumerate(taus):
             xp = _apply(P, xr, yr, tau, noise, unlearned, bg)
             with torch.inference_mode():
-                pm, pa, b = _predict_both(unlearned, retrained, same, xp, tuner, len(xp) == n * c)
-                ran[b] = ran.get(b, 0) + len(xp)
+                pm, pa = _predict_both(unlearned, retrained, same, xp, tuner, ran, len(xp) == n * c)
                 counts[:, ti].index_add_(1, i, torch.stack([pm == yr, pa == yr, pm != pa]).long())
 
 # %% ../nbs/05_residual.ipynb #6031a22d
