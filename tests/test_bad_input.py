@@ -11,7 +11,7 @@ from rurk.models import SmallCNN
 from rurk.perturb import perturb
 from rurk.residual import residual_knowledge
 from rurk.run import main
-from rurk.unlearn import unlearn
+from rurk.methods import unlearn
 
 
 @pytest.fixture(scope='module')
@@ -206,9 +206,9 @@ def test_split_errors():
         with pytest.raises(ValueError) as e: validate_split(10, f, r)
         assert msg in str(e.value)
     x, y = torch.rand(6, 1, 8, 8), torch.tensor([0, 1, 0, 1, 0, 1])
-    with pytest.raises(ValueError) as e: Scenario('t', x, y, x, y, torch.arange(6), 2)
+    with pytest.raises(ValueError) as e: Scenario('t', x, y, x, y, forget_idx=torch.arange(6), n_classes=2)
     assert 'retain set is empty' in str(e.value)
-    with pytest.raises(ValueError) as e: Scenario('t', x, y[:5], x, y, [0], 2)
+    with pytest.raises(ValueError) as e: Scenario('t', x, y[:5], x, y, forget_idx=[0], n_classes=2)
     assert 'one label per sample' in str(e.value)
 
 

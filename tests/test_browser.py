@@ -1,10 +1,10 @@
 """The explorers in a real browser: JupyterLab on loopback, headless Chromium driven by Playwright.
 
-Opens copies of `nbs/15_explore.ipynb` and `nbs/14_theory.ipynb` as committed (their kernelspec starts the kernel: no
-"Select Kernel" dialog), runs every cell, then
-- in 15_explore moves the τ slider of the last cell's τ sweep with the keyboard and checks that the chart and the labels follow,
+Opens copies of `nbs/28_explore.ipynb`, `nbs/25_theory.ipynb` and `nbs/26_theory_toys.ipynb` as committed (their kernelspec
+starts the kernel: no "Select Kernel" dialog), runs every cell, then
+- in 28_explore moves the τ slider of the last cell's τ sweep with the keyboard and checks that the chart and the labels follow,
   then picks two methods and checks that the figures, filled again in place, show just those;
-- in 14_theory moves one slider of each theory explorer and checks that its figure changed.
+- in 25_theory and 26_theory_toys moves one slider of each theory explorer and checks that its figure changed.
 Leaves screenshots and the measured update times in `tests/artifacts/`.
 Needs Chromium (Debian's `chromium` package, or `$RURK_CHROMIUM`) and the Python `playwright` package; `.ci/run` installs both.
 """
@@ -17,7 +17,7 @@ ARTIFACTS = ROOT/'tests'/'artifacts'
 CHROMIUM = os.environ.get('RURK_CHROMIUM') or shutil.which('chromium') or '/usr/bin/chromium'
 CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
                  '--disable-component-update', '--disable-sync', '--no-first-run']
-NOTEBOOKS = {'explore.ipynb': '15_explore.ipynb', 'theory.ipynb': '14_theory.ipynb'}
+NOTEBOOKS = {'explore.ipynb': '28_explore.ipynb', 'theory.ipynb': '25_theory.ipynb', 'theory_toys.ipynb': '26_theory_toys.ipynb'}
 
 
 def free_port() -> int:
@@ -159,12 +159,13 @@ def drive_explore(page, base, token):
     return before, after, times
 
 
-THEORY_EXPLORERS = ('cap', 'lemma', 'reach')  # the widget cells of 14_theory, in order; each shows a static picture, then the widget
+THEORY_EXPLORERS = {'theory.ipynb': ('cap',), 'theory_toys.ipynb': ('lemma', 'reach')}  # the widget cells of each notebook, in order;
+# each shows a static picture, then the widget
 
 
 def test_theory_widgets_in_jupyterlab(lab):
     page = lab['browser'].new_page(viewport={'width': 1500, 'height': 1100})
-    try: report = drive_theory(page, lab['base'], lab['token'])
+    try: report = {k: v for nb, names in THEORY_EXPLORERS.items() for k, v in drive_theory(page, lab['base'], lab['token'], nb, names).items()}
     except Exception:
         page.screenshot(path=str(ARTIFACTS/'theory_failure.png')); raise
     finally: page.close()
@@ -176,17 +177,17 @@ def test_theory_widgets_in_jupyterlab(lab):
         assert r['pictures'] >= 1, f"{name} explorer: no static picture next to the widget"
 
 
-def drive_theory(page, base, token):
-    "Open the theory notebook, run all; in each explorer move the first slider one step; return what changed, widths and timings."
-    open_and_run_all(page, base, token, 'theory.ipynb', 'theory')
+def drive_theory(page, base, token, notebook, names):
+    "Open a theory notebook, run all; in each explorer move the first slider one step; return what changed, widths and timings."
+    open_and_run_all(page, base, token, notebook, notebook.split('.')[0])
     cells = page.locator('.jp-Notebook .jp-CodeCell:has(.jp-OutputArea .widget-slider)')
     end = time.time() + 300
-    while cells.count() < len(THEORY_EXPLORERS) and time.time() < end: page.wait_for_timeout(500)
+    while cells.count() < len(names) and time.time() < end: page.wait_for_timeout(500)
     page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=120_000)
     check_no_traceback(page)
-    assert cells.count() == len(THEORY_EXPLORERS), f"{cells.count()} widget cells, expected {len(THEORY_EXPLORERS)}"
+    assert cells.count() == len(names), f"{notebook}: {cells.count()} widget cells, expected {len(names)}"
     report = {}
-    for k, name in enumerate(THEORY_EXPLORERS):
+    for k, name in enumerate(names):
         cell = cells.nth(k); plot = cell.locator('.js-plotly-plot').first
         plot.wait_for(timeout=60_000); plot.scroll_into_view_if_needed(); page.wait_for_timeout(300)
         slider = cell.locator('.widget-slider').first
@@ -200,7 +201,7 @@ def drive_theory(page, base, token):
                             plot_width=round(plot.bounding_box()['width']), cell_width=round(cell.locator('.jp-OutputArea').bounding_box()['width']),
                             pictures=cell.locator('.jp-OutputArea-output img').count(), titles=[text(t) for t in plot.locator('.annotation-text').all()])
         cell.screenshot(path=str(ARTIFACTS/f'theory_{name}.png'))
-    page.screenshot(path=str(ARTIFACTS/'theory.png'))
+    page.screenshot(path=str(ARTIFACTS/f"{notebook.split('.')[0]}.png"))
     return report
 
 

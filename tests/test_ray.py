@@ -1,8 +1,10 @@
 "`rurk-run --executor ray` on a local Ray instance (loopback, 2 CPUs) against the local executor, and its handling of resume and failures."
 import json, math
 import pytest, torch
-from rurk.run import main, run_experiment, RunConfig
-from rurk.unlearn import register, METHODS
+from rurk.run import main
+from rurk.runner import run_experiment
+from rurk.config import RunConfig
+from rurk.methods import register, METHODS
 
 import ray  # part of the test install (README: pip install -e ".[dev,ray]"): a missing Ray fails here, it is not skipped
 
@@ -25,8 +27,8 @@ def local_ray():
     ray.shutdown()
 
 BROKEN = """
-def broken(model, retain, forget, seed:int=0, device=None, progress:bool=True): raise RuntimeError('boom')
-def as_is(model, retain, forget, seed:int=0, device=None, progress:bool=True): return model
+def broken(model, retain, forget, ctx): raise RuntimeError('boom')
+def as_is(model, retain, forget, ctx): return model
 """
 
 def test_ray_equals_local_and_resumes(tmp_path, local_ray):
@@ -56,8 +58,8 @@ def test_ray_equals_local_and_resumes(tmp_path, local_ray):
 
 def test_ray_interrupt(tmp_path, local_ray, monkeypatch):
     "Ctrl-C (here: raised at the first finished row) cancels the tasks, shuts down the Ray instance the run started, and keeps what finished."
-    import rurk.run
-    monkeypatch.setattr(rurk.run, '_ray_init', lambda address: True)   # as if the run had started this instance (it is the last test here)
+    import rurk.ray_executor
+    monkeypatch.setattr(rurk.ray_executor, '_ray_init', lambda address: True)   # as if the run had started this instance (it is the last test here)
     def log(line):
         if 'original:' in line: raise KeyboardInterrupt
     cfg = RunConfig(methods=['gd'], hp={'gd': {'epochs': 1}}, train_epochs=2, taus=[0.0], c=2, mia=False, relearn=False)
