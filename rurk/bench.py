@@ -14,8 +14,8 @@ from .validate import as_int
 from .results import environment, write_json
 
 # %% auto #0
-__all__ = ['SHAPES', 'NOISE', 'ATTACKS', 'LAYOUTS', 'raw_forward', 'raw_grad', 'paper_pipeline', 'bench', 'bare_loop', 'gd_loop',
-           'bench_training', 'report', 'report_training', 'main']
+__all__ = ['SHAPES', 'NOISE', 'ATTACKS', 'LAYOUTS', 'TARGETS', 'raw_forward', 'raw_grad', 'paper_pipeline', 'bench', 'bare_loop',
+           'gd_loop', 'bench_training', 'report', 'report_training', 'bench_ranges', 'missed_targets', 'main']
 
 # %% ../nbs/23_bench.ipynb #c4063020
 SHAPES = dict( # name: (architecture, input shape, forget samples n, draws c): the default sizes of `rurk-bench`
@@ -345,6 +345,32 @@ def report_training(t:dict) -> str:
     row = lambda name, k: (f"  {name:26s} {t[k]:6.3f} s, bare loop {t['bare_' + k]:6.3f} s: "
                            f"{_x(t['x_' + k], 4)} × bare; weights {yes(t['same_' + k])}")
     return '\n'.join([head, row('fit (bs 64, cosine)', 'fit'), row("GD's run_steps (bs 128)", 'gd')])
+
+# %% ../nbs/23_bench.ipynb #be556d6d
+TARGETS = dict(noise=0.9, attacks=0.8, paper=1.0, training=0.9) # the least median ratio of each group
+
+def _ratios(b:dict) -> dict:
+    "{group: [(what, median ratio)]} of a `rurk-bench` output {'shapes': [...], 'training': ...}."
+    name = lambda r, k: f"{k} on {r['arch']} {'×'.join(map(str, r['shape']))}"
+    g = dict(noise=[], attacks=[], paper=[], training=[])
+    for r in b['shapes']:
+        for k, x in r['x_raw'].items(): g['noise' if k in NOISE else 'attacks'].append((name(r, k), x[0]))
+        g['paper'] += [(name(r, k) + ' against the paper', x[0]) for k, x in r['x_paper'].items()]
+    t = b.get('training')
+    if t: g['training'] = [(f"{k} against the bare loop", t['x_' + k][0]) for k in ('fit', 'gd')]
+    return g
+
+# %% ../nbs/23_bench.ipynb #21d3e886
+def bench_ranges(b:dict) -> dict:
+    "{group: (lowest, highest) median ratio} of a `rurk-bench` output."
+    return {k: (min(x for _, x in v), max(x for _, x in v)) for k, v in _ratios(b).items() if v}
+
+# %% ../nbs/23_bench.ipynb #72991df2
+def missed_targets(b:dict) -> list:
+    "What in a `rurk-bench` output missed its target in `TARGETS` (and training loops whose weights differ)."
+    miss = [f"{w}: {x:.2f}× (target {TARGETS[k]}×)" for k, v in _ratios(b).items() for w, x in v if x < TARGETS[k]]
+    t = b.get('training') or {}
+    return miss + [f"{k}: weights differ from the bare loop's" for k in ('fit', 'gd') if t and not t['same_' + k]]
 
 # %% ../nbs/23_bench.ipynb #0da19c61
 def main(argv=None):

@@ -37,7 +37,7 @@ DEFAULT_METHODS = ['retrain', 'gd', 'ga', 'neggrad+', 'rurk'] # the methods of a
 def _per_dataset(key:str) -> str:
     "The data sets' defaults for `key` ('c' or 'arch'): the most common one, and where another holds."
     vals = {n: getattr(r, key) for n, r in DATASETS.items()}
-    top = max(set(vals.values()), key=list(vals.values()).count)
+    top = max(vals.values(), key=list(vals.values()).count)  # a tie goes to the first registered, not to hash order
     return '; '.join([f"{top}" + (", the paper's" if key == 'c' else '')] +
                      [f"{v} on {n}" for n, v in vals.items() if v != top])
 

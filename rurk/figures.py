@@ -4,70 +4,50 @@
 
 # %% ../nbs/30_figures.ipynb #a92da281
 from __future__ import annotations
-import argparse, json, re, shlex, sys
+import argparse, json, math, re, shlex, statistics
 from pathlib import Path
-from .results import write_json
+from .ratios import nearest_index
+from .results import load_stored, store, repo_root
 from .report import format_table
+from .bench import report, report_training, bench_ranges, missed_targets
 
 # %% auto #0
-__all__ = ['STORED', 'COUNTS', 'RENDERERS', 'MARK', 'compact', 'store_path', 'store', 'load', 'renderer', 'run_table',
-           'run_seconds', 'machine', 'val', 'render', 'update_file', 'targets', 'update', 'main']
-
-# %% ../nbs/30_figures.ipynb #47d6aad4
-STORED = Path('nbs')/'stored' # where the stored run outputs live, relative to the repository's root
-COUNTS = ('k_unlearned', 'k_retrained', 'k_disagree') # per-sample counts: not stored
-
-def compact(res:dict) -> dict:
-    "`res` (a `rurk-run` result) without the per-sample counts of its rows."
-    def rk(d): return {k: v for k, v in d.items() if k not in COUNTS}
-    def row(r): return {**r, 'rk': rk(r['rk'])} if 'rk' in r else r
-    methods = {n: {**m, 'per_seed': {s: row(r) for s, r in m.get('per_seed', {}).items()}}
-               for n, m in res['methods'].items()}
-    return {**res, 'methods': methods}
-
-# %% ../nbs/30_figures.ipynb #cb1c2338
-def store_path(name:str, root='.') -> Path:
-    "Where the stored output `name` lives."
-    return Path(root)/STORED/f'{name}.json'
-
-def store(name:str, obj:dict, root='.') -> Path:
-    "Store `obj` as the output `name` (JSON, NaN as null)."
-    p = store_path(name, root)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    write_json(obj, p)
-    return p
-
-def load(name:str, root='.') -> dict:
-    "The stored output `name`."
-    p = store_path(name, root)
-    if not p.exists(): raise FileNotFoundError(f"no stored output {name!r} ({p}): run the cell that stores it")
-    return json.loads(p.read_text())
+__all__ = ['RENDERERS', 'MARK', 'renderer', 'run_table', 'seconds', 'machine', 'val', 'ordinal', 'stat_text', 'stat', 'extreme',
+           'estimate_seconds', 'bench_report', 'bench_range', 'bench_targets', 'render', 'update_file', 'targets',
+           'update', 'main']
 
 # %% ../nbs/30_figures.ipynb #41bedf54
-RENDERERS = {} # name -> fn(root, *args) -> str
+RENDERERS = {} # name -> fn(root, *args, **kw) -> str
 
 def renderer(name:str):
-    "Decorator: register `fn(root, *args) -> str` as the renderer `name`."
+    "Decorator: register `fn(root, *args, **kw) -> str` as the renderer `name`."
     def deco(fn):
         RENDERERS[name] = fn
         return fn
     return deco
 
 # %% ../nbs/30_figures.ipynb #489bfb6f
+def _block(text:str) -> str:
+    "`text` as a code block that starts and ends on lines of its own."
+    return f"\n```\n{text}\n```\n"
+
 @renderer('run_table')
 def run_table(root, name:str) -> str:
     "The table `rurk-run` printed for the stored run `name`, as a code block."
-    return f"```\n{format_table(load(name, root))}\n```"
+    return _block(format_table(load_stored(name, root)))
 
-@renderer('run_seconds')
-def run_seconds(root, name:str) -> str:
-    "The compute time of the stored run `name`, in seconds."
-    return f"{load(name, root)['seconds']:.0f} s"
+# %% ../nbs/30_figures.ipynb #9d0788f6
+@renderer('seconds')
+def seconds(root, name:str, unit:str='s') -> str:
+    "The compute time of the stored output `name`, in seconds (`unit='s'`) or minutes (`unit='min'`)."
+    t = load_stored(name, root)['seconds']
+    return f"{t / 60:.1f} min" if unit == 'min' else f"{t:,.0f} s"
 
+# %% ../nbs/30_figures.ipynb #36798305
 @renderer('machine')
 def machine(root, name:str) -> str:
-    "The machine a stored run ran on: CPU (or GPU), cores and threads, torch and Python versions."
-    e = load(name, root)['environment']
+    "The machine a stored output ran on: CPU (or GPU), cores and threads, torch and Python versions."
+    e = load_stored(name, root)['environment']
     return (f"{e['device_name']} ({e['cpu_count']} cores, {e['torch_threads']} torch threads), torch {e['torch']}, "
             f"Python {e['python']}")
 
@@ -78,57 +58,152 @@ def _at(d, path:str):
         d = d[int(k)] if isinstance(d, list) else d[k]
     return d
 
+def _fmt(v, fmt:str) -> str:
+    "`v` formatted: 'undefined' for a missing (or non-finite) value, never a number in its place."
+    if v is None or (isinstance(v, float) and not math.isfinite(v)): return 'undefined'
+    return f"{v:,.0f}" if fmt == 'int' else f"{v:{fmt}}"
+
 @renderer('val')
 def val(root, name:str, path:str, fmt:str='.2f') -> str:
     "One stored value, formatted (`fmt`: a format spec; 'int' for a whole number with thousands separators)."
-    v = _at(load(name, root), path)
-    if v is None: return 'undefined'
-    return f"{v:,.0f}" if fmt == 'int' else f"{v:{fmt}}"
+    return _fmt(_at(load_stored(name, root), path), fmt)
+
+# %% ../nbs/30_figures.ipynb #3ea9a81f
+@renderer('ordinal')
+def ordinal(root, name:str, path:str) -> str:
+    "A stored whole number as an ordinal: 1st, 2nd, 3rd, 4th, ..., 11th, 12th, 13th, 21st."
+    n = int(_at(load_stored(name, root), path))
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+# %% ../nbs/30_figures.ipynb #b379111b
+def _stat(res:dict, method:str, key:str, tau=None, seed=None) -> tuple:
+    "(value, std, ci) of one statistic of `method` in the results `res` (std and ci None where there are none)."
+    m = res['methods'][method]
+    src = m['per_seed'][str(seed)] if seed is not None else m
+    if key not in src.get('rk', {}):
+        return src[key], None if seed is not None else m['std'].get(key), None
+    i = nearest_index(res['taus'], res['tau_main'] if tau is None else float(tau))
+    if seed is not None: return src['rk'][key][i], None, None
+    ci = m['rk'].get(key + '_ci')
+    return m['rk'][key][i], m['std']['rk'][key][i], ci[i] if ci else None
+
+# %% ../nbs/30_figures.ipynb #dfee2d02
+def _default_fmt(key:str, pct=None, fmt=None) -> str:
+    "The format of a statistic: `fmt`, else 1 decimal in %, 3 for a ratio (r, r_mean), 2 for the rest."
+    return fmt or ('.1f' if pct else '.3f' if key in ('r', 'r_mean') else '.2f')
+
+def stat_text(v, key:str, fmt=None) -> str:
+    "One value of statistic `key` as text ('>30' for a re-learn time past the cap, 'undefined' for none)."
+    return '>30' if key == 'relearn' and v is None else _fmt(v, _default_fmt(key, None, fmt))
+
+# %% ../nbs/30_figures.ipynb #3de06ce6
+@renderer('stat')
+def stat(root, name:str, method:str, key:str, tau=None, seed=None, std=None, ci=None, pct=None, fmt=None,
+         at=None) -> str:
+    "One statistic of `method` in the stored run `name` (or the run at path `at` in it): 'v', 'v ± std' or '[lo, hi]'."
+    res = load_stored(name, root)
+    v, sd, iv = _stat(_at(res, at) if at else res, method, key, tau, seed)
+    k = 100 if pct else 1
+    f = _default_fmt(key, pct, fmt)
+    if key == 'relearn' and v is None: return '>30'
+    if ci: return 'undefined' if iv is None or None in iv else f"[{_fmt(k * iv[0], f)}, {_fmt(k * iv[1], f)}]"
+    out = _fmt(None if v is None else k * v, f)
+    return f"{out} ± {_fmt(None if sd is None else k * sd, f)}" if std and v is not None else out
+
+# %% ../nbs/30_figures.ipynb #02ed8744
+@renderer('extreme')
+def extreme(root, name:str, key:str, how:str='max', tau=None, fmt=None, at=None) -> str:
+    "The largest (`how='max'`) or smallest mean of `key` over the methods of the stored run `name` (or at `at`)."
+    res = load_stored(name, root)
+    res = _at(res, at) if at else res
+    vs = [v for m in res['methods'] if (v := _stat(res, m, key, tau)[0]) is not None]
+    return stat_text(max(vs) if how == 'max' else min(vs), key, fmt)
+
+# %% ../nbs/30_figures.ipynb #05382ac4
+@renderer('estimate_seconds')
+def estimate_seconds(root, name:str, fmt:str='.1f', c=None, total=None, unit:str='s') -> str:
+    "Mean time of one r_τ estimate in the stored run `name`: as run, or at `c` draws; with `total=1`, of all of them."
+    res = load_stored(name, root)
+    ts = [r['rk']['meta']['seconds'] for m in res['methods'].values() for r in m['per_seed'].values() if 'rk' in r]
+    t = statistics.mean(ts) * (int(c) / res['config']['c'] if c else 1) * (len(ts) if total else 1)
+    return f"{t / {'s': 1, 'min': 60, 'h': 3600}[unit]:{fmt}} {unit}"
+
+# %% ../nbs/30_figures.ipynb #7763858a
+@renderer('bench_report')
+def bench_report(root, name:str) -> str:
+    "The report `rurk-bench` printed for the stored benchmark `name`, as a code block."
+    b = load_stored(name, root)
+    parts = [report(r) for r in b['shapes']] + ([report_training(b['training'])] if b.get('training') else [])
+    return _block('\n'.join(parts))
+
+# %% ../nbs/30_figures.ipynb #13e3c001
+@renderer('bench_range')
+def bench_range(root, name:str, group:str) -> str:
+    "The lowest and highest median ratio of `group` ('noise', 'attacks', 'paper', 'training') in the benchmark `name`."
+    lo, hi = bench_ranges(load_stored(name, root))[group]
+    return f"{lo:.2f}×" if lo == hi else f"{lo:.2f}–{hi:.2f}×"
+
+# %% ../nbs/30_figures.ipynb #fcca26ad
+@renderer('bench_targets')
+def bench_targets(root, name:str) -> str:
+    "Whether the benchmark `name` met every target, or which it missed."
+    miss = missed_targets(load_stored(name, root))
+    return "Every target is met in this run." if not miss else "Missed in this run: " + '; '.join(miss) + '.'
 
 # %% ../nbs/30_figures.ipynb #1b49b32f
 MARK = re.compile(r'<!-- fig (.+?) -->(.*?)<!-- /fig -->', re.S)
 
-def render(text:str, root='.') -> str:
+def _one(spec:str, root) -> str:
+    "The text of the marker `<!-- fig spec -->`."
+    name, *words = shlex.split(spec)
+    if name not in RENDERERS: raise ValueError(f"unknown figure {name!r}; the renderers are {sorted(RENDERERS)}")
+    args = [w for w in words if '=' not in w]
+    kw = dict(w.split('=', 1) for w in words if '=' in w)
+    return RENDERERS[name](root, *args, **kw)
+
+def render(text:str, root=None) -> str:
     "`text` with every marker's content rendered from the stored outputs."
     def one(m):
-        name, *args = shlex.split(m.group(1))
-        if name not in RENDERERS: raise ValueError(f"unknown figure {name!r} in <!-- fig {m.group(1)} -->")
-        return f"<!-- fig {m.group(1)} -->{RENDERERS[name](root, *args)}<!-- /fig -->"
+        try: return f"<!-- fig {m.group(1)} -->{_one(m.group(1), root)}<!-- /fig -->"
+        except Exception as e: raise ValueError(f"<!-- fig {m.group(1)} -->: {type(e).__name__}: {e}") from None
     return MARK.sub(one, text)
 
 # %% ../nbs/30_figures.ipynb #d99f55c2
-def _cells(nb:dict):
-    "The markdown cells of a notebook with markers."
-    return [c for c in nb['cells'] if c['cell_type'] == 'markdown' and '<!-- fig ' in ''.join(c['source'])]
-
 def _source(text:str) -> list:
     "A cell's source list from its text (nbdev's layout: every line but the last ends with a newline)."
     lines = text.split('\n')
     return [l + '\n' for l in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
 
-def update_file(path:Path, root='.', check:bool=False) -> bool:
-    "Render the markers of README-like text or a notebook's markdown cells; write unless `check`. Did anything change?"
-    path = Path(path)
-    if path.suffix != '.ipynb':
-        old = path.read_text()
-        new = render(old, root)
-        if new != old and not check: path.write_text(new)
-        return new != old
+# %% ../nbs/30_figures.ipynb #956fe453
+def _update_nb(path:Path, root, check:bool) -> bool:
+    "Render the markers of a notebook's markdown cells; write unless `check`. Did anything change?"
     nb, changed = json.loads(path.read_text()), False
-    for c in _cells(nb):
+    for c in nb['cells']:
         old = ''.join(c['source'])
+        if c['cell_type'] != 'markdown' or '<!-- fig ' not in old: continue
         new = render(old, root)
         if new != old: c['source'], changed = _source(new), True
     if changed and not check: path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
     return changed
 
+# %% ../nbs/30_figures.ipynb #ba352b7c
+def update_file(path:Path, root=None, check:bool=False) -> bool:
+    "Render the markers of README-like text or of a notebook; write unless `check`. Did anything change?"
+    path = Path(path)
+    if path.suffix == '.ipynb': return _update_nb(path, root, check)
+    old = path.read_text()
+    new = render(old, root)
+    if new != old and not check: path.write_text(new)
+    return new != old
+
 # %% ../nbs/30_figures.ipynb #40acf293
-def targets(root='.') -> list:
+def targets(root=None) -> list:
     "The files whose markers `rurk-figures` renders: README.md and the notebooks."
-    root = Path(root)
+    root = repo_root(root)
     return [root/'README.md', *sorted((root/'nbs').glob('*.ipynb'))]
 
-def update(root='.', check:bool=False) -> list:
+# %% ../nbs/30_figures.ipynb #cbe1247e
+def update(root=None, check:bool=False) -> list:
     "Render every marker of README.md and the notebooks (write unless `check`); the files that were out of date."
     return [p for p in targets(root) if p.exists() and update_file(p, root, check)]
 
@@ -138,8 +213,9 @@ def main(argv=None):
     p = argparse.ArgumentParser('rurk-figures', description='Render the figures of README.md and the notebooks from '
                                 'the stored run outputs (nbs/stored).')
     p.add_argument('--check', action='store_true', help='only check: exit 1, naming the files, if any is out of date')
-    p.add_argument('--root', default='.', help="the repository's root (default: the current folder)")
+    p.add_argument('--root', default=None, help="the repository's root (default: found from the current folder)")
     ns = p.parse_args(argv)
-    stale = update(ns.root, ns.check)
+    try: stale = update(ns.root, ns.check)
+    except (ValueError, FileNotFoundError) as e: p.error(str(e))
     for f in stale: print(f"{'out of date' if ns.check else 'updated'}: {f}")
     return 1 if stale and ns.check else 0

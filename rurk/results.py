@@ -15,9 +15,10 @@ from .config import RunConfig
 from .references import MAX_SAVE_MB, model_mb
 
 # %% auto #0
-__all__ = ['SCALARS', 'RK_CURVES', 'CSV_CURVES', 'CSV_CIS', 'aggregate', 'write_json', 'environment', 'summarise', 'write_csv',
-           'start_results', 'save_results', 'should_save', 'model_path', 'forget_path', 'save_run_model',
-           'save_forget_set', 'load_run_model', 'load_forget_set']
+__all__ = ['SCALARS', 'RK_CURVES', 'CSV_CURVES', 'CSV_CIS', 'SEED_RK', 'STORED', 'aggregate', 'write_json', 'environment',
+           'summarise', 'write_csv', 'start_results', 'save_results', 'should_save', 'model_path', 'forget_path',
+           'save_run_model', 'save_forget_set', 'load_run_model', 'load_forget_set', 'compact', 'repo_root',
+           'store_path', 'store', 'load_stored']
 
 # %% ../nbs/17_results.ipynb #1bae94ae
 SCALARS = ('RA', 'UA', 'TA', 'MIA', 'avg_gap', 'relearn', 'seconds') # a row's numbers
@@ -56,11 +57,12 @@ def _finite(o):
     if isinstance(o, (list, tuple)): return [_finite(v) for v in o]
     return o
 
-def write_json(obj, path):
+def write_json(obj, path, indent:int=1):
     "Write `obj` as strict JSON (NaN and infinities as null) to `path` atomically (temporary file, then rename)."
     path = Path(path)
     tmp = path.with_suffix(f'.tmp{os.getpid()}')
-    tmp.write_text(json.dumps(_finite(obj), indent=1, allow_nan=False))
+    sep = (',', ':') if indent is None else None  # no indent: no spaces either
+    tmp.write_text(json.dumps(_finite(obj), indent=indent, separators=sep, allow_nan=False))
     os.replace(tmp, path)
 
 # %% ../nbs/17_results.ipynb #8bfd8d90
@@ -146,6 +148,7 @@ def model_path(out, name:str, seed) -> Path:
     "Where a run in `out` saves model `name` of `seed`."
     return Path(out)/'models'/f'{name}-seed{seed}.pt'
 
+# %% ../nbs/17_results.ipynb #e94c9fc4
 def forget_path(out, seed) -> Path:
     "Where a run in `out` saves the forget set of `seed`."
     return model_path(out, 'forget', seed)
@@ -199,3 +202,44 @@ def load_forget_set(out, seed=None) -> dict:
         raise FileNotFoundError(f"no saved forget set for seed {seed} in {Path(out)/'models'}: "
                                 "run rurk-run with --save-models")
     return torch.load(path, map_location='cpu', weights_only=True)
+
+# %% ../nbs/17_results.ipynb #15a79d33
+SEED_RK = ('taus', 'r', 'frac_gt1', 'undefined', 'meta', 'attack', 'c', 'seed', 'zero', 'n') # kept of a seed's r_τ
+
+def compact(res:dict) -> dict:
+    "`res` (a `rurk-run` result) with only `SEED_RK` of each seed's r_τ: no per-sample counts."
+    def row(r): return {**r, 'rk': {k: v for k, v in r['rk'].items() if k in SEED_RK}} if 'rk' in r else r
+    methods = {n: {**m, 'per_seed': {s: row(r) for s, r in m.get('per_seed', {}).items()}}
+               for n, m in res['methods'].items()}
+    return {**res, 'methods': methods}
+
+# %% ../nbs/17_results.ipynb #9f087ee8
+STORED = Path('nbs')/'stored' # where the stored outputs live, in the repository
+
+def repo_root(root=None) -> Path:
+    "`root`, or the nearest folder at or above the current one that holds `settings.ini`."
+    if root is not None: return Path(root)
+    here = Path.cwd().resolve()
+    found = next((p for p in [here, *here.parents] if (p/'settings.ini').exists()), None)
+    if found is None: raise FileNotFoundError(f"no settings.ini at or above {here}: not in rurk's repository")
+    return found
+
+# %% ../nbs/17_results.ipynb #4fed0bf5
+def store_path(name:str, root=None) -> Path:
+    "Where the stored output `name` lives."
+    return repo_root(root)/STORED/f'{name}.json'
+
+# %% ../nbs/17_results.ipynb #53dfd371
+def store(name:str, obj:dict, root=None) -> Path:
+    "Store `obj` as the output `name` (one line of JSON, non-finite numbers as null)."
+    p = store_path(name, root)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    write_json(obj, p, indent=None)
+    return p
+
+# %% ../nbs/17_results.ipynb #66759e49
+def load_stored(name:str, root=None) -> dict:
+    "The stored output `name`."
+    p = store_path(name, root)
+    if not p.exists(): raise FileNotFoundError(f"no stored output {name!r} ({p}): run the cell that stores it")
+    return json.loads(p.read_text())

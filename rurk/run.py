@@ -89,7 +89,7 @@ def parser() -> argparse.ArgumentParser:
 
 # %% ../nbs/22_run.ipynb #0fd1c18d
 EXAMPLES = """examples:
-  rurk-run                                               the default study on the digits (about half a minute)
+  rurk-run                                               the default study on the embedded digits
   rurk-run --methods all --seeds 131 42 7 --out study    every method, the paper's three seeds
   rurk-run --attack pgd_targeted --c 20 --hp rurk.lambda_a=0.3 --resume   targeted PGD; continue an interrupted run
   rurk-run --methods all --seeds 131 42 7 --executor ray                     seeds and methods as Ray tasks
@@ -112,6 +112,7 @@ def config_from_args(ns) -> RunConfig:
     kw = {f.name: getattr(ns, f.name) for f in fields(RunConfig)}
     return RunConfig(**{k: PAIRED[k][1](v) if k in PAIRED else v for k, v in kw.items()})
 
+# %% ../nbs/22_run.ipynb #82c2a252
 def options_from_args(ns) -> RunOptions:
     "The `RunOptions` of parsed arguments; `--no-cache` wins over `--cache`, wherever each is on the line."
     kw = {f.name: getattr(ns, f.name) for f in fields(RunOptions)}
