@@ -233,6 +233,8 @@ def cli_cases(tmp):
         (['--data-arg', 'n_train=5'], "the digits scenario has no argument ['n_train']"), (['--data-arg', 'forget_frac=half'], "forget_frac must be a number"),
         (['--out', str(f)], 'is a file, not a folder'), (['--out', str(f/'sub')], 'is a file, not a folder'),
         (['--device', 'tpu'], 'device'),
+        (['--models', '1'], 'a population needs at least 2 models'), (['--models', '-3'], 'models must be an integer ≥ 0'),
+        (['--models', '4', '--pop-attacks', 'cw'], "unknown attack 'cw'"), (['--models', '4', '--pop-draws', '0'], 'pop_draws must be'),
     ]
 
 def test_cli_refuses_bad_arguments_in_two_lines(tmp_path, capsys):

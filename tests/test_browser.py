@@ -1,10 +1,12 @@
 """The explorers in a real browser: JupyterLab on loopback, headless Chromium driven by Playwright.
 
-Opens copies of `nbs/28_explore.ipynb`, `nbs/25_theory.ipynb` and `nbs/26_theory_toys.ipynb` as committed (their kernelspec
-starts the kernel: no "Select Kernel" dialog), runs every cell, then
-- in 28_explore moves the τ slider of the last cell's τ sweep with the keyboard and checks that the chart and the labels follow,
+Opens copies of `nbs/29_explore.ipynb`, `nbs/26_theory.ipynb`, `nbs/27_theory_toys.ipynb` and `nbs/28a_populations.ipynb` as
+committed (their kernelspec starts the kernel: no "Select Kernel" dialog; cells flagged `#|slow`, which hold stored outputs of long
+runs, left out), runs every cell, then
+- in 29_explore moves the τ slider of the last cell's τ sweep with the keyboard and checks that the chart and the labels follow,
   then picks two methods and checks that the figures, filled again in place, show just those;
-- in 25_theory and 26_theory_toys moves one slider of each theory explorer and checks that its figure changed.
+- in 26_theory and 27_theory_toys moves one slider of each theory explorer and checks that its figure changed;
+- in 28a_populations moves the τ slider of the many-model explorer and checks that its histograms changed.
 Leaves screenshots and the measured update times in `tests/artifacts/`.
 Needs Chromium (Debian's `chromium` package, or `$RURK_CHROMIUM`) and the Python `playwright` package; `.ci/run` installs both.
 """
@@ -17,7 +19,16 @@ ARTIFACTS = ROOT/'tests'/'artifacts'
 CHROMIUM = os.environ.get('RURK_CHROMIUM') or shutil.which('chromium') or '/usr/bin/chromium'
 CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
                  '--disable-component-update', '--disable-sync', '--no-first-run']
-NOTEBOOKS = {'explore.ipynb': '28_explore.ipynb', 'theory.ipynb': '25_theory.ipynb', 'theory_toys.ipynb': '26_theory_toys.ipynb'}
+NOTEBOOKS = {'explore.ipynb': '29_explore.ipynb', 'theory.ipynb': '26_theory.ipynb', 'theory_toys.ipynb': '27_theory_toys.ipynb',
+             'populations.ipynb': '28a_populations.ipynb'}
+
+
+def copy_without_slow(src: Path, dst: Path):
+    "Copy a notebook without its `#|slow` cells (long runs whose outputs are stored; the tests do not run them)."
+    nb = json.loads(src.read_text())
+    slow = lambda c: c['cell_type'] == 'code' and ''.join(c['source']).replace(' ', '').startswith('#|slow')
+    nb['cells'] = [c for c in nb['cells'] if not slow(c)]
+    dst.write_text(json.dumps(nb))
 
 
 def free_port() -> int:
@@ -70,7 +81,9 @@ def lab(tmp_path_factory, cache_dir):
     from playwright.sync_api import sync_playwright
     assert Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM}: apt-get install chromium (or set RURK_CHROMIUM)"
     root = tmp_path_factory.mktemp('lab')
-    for copy, src in NOTEBOOKS.items(): shutil.copyfile(ROOT/'nbs'/src, root/copy)
+    for copy, src in NOTEBOOKS.items(): copy_without_slow(ROOT/'nbs'/src, root/copy)
+    shutil.copyfile(ROOT/'settings.ini', root/'settings.ini')   # the notebooks read stored run outputs (rurk.results.load_stored)
+    shutil.copytree(ROOT/'nbs'/'stored', root/'nbs'/'stored')
     ARTIFACTS.mkdir(exist_ok=True)
     proc, base, token = start_lab(root, dict(RURK_CACHE=str(cache_dir)))
     try:
@@ -159,7 +172,7 @@ def drive_explore(page, base, token):
     return before, after, times
 
 
-THEORY_EXPLORERS = {'theory.ipynb': ('cap',), 'theory_toys.ipynb': ('lemma', 'reach')}  # the widget cells of each notebook, in order;
+THEORY_EXPLORERS = {'theory.ipynb': ('cap',), 'theory_toys.ipynb': ('lemma', 'reach'), 'populations.ipynb': ('population',)}  # the widget cells of each notebook, in order;
 # each shows a static picture, then the widget
 
 

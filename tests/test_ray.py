@@ -56,6 +56,22 @@ def test_ray_equals_local_and_resumes(tmp_path, local_ray):
     finally:
         for m in ('broken_ray', 'as_is_ray'): METHODS.pop(m, None)
 
+POP = ['--methods', 'gd', '--hp', 'gd.epochs=2', '--train-epochs', '4', '--taus', '0', '0.2', '--c', '3', '--models', '3',
+       '--no-mia', '--no-relearn', '--threads', '1', '--quiet', '--device', 'cpu']
+
+def test_ray_population_equals_local(tmp_path, local_ray):
+    "--models N on Ray: one task per member, the same members (weights, hence confidences) as the local executor's."
+    import numpy as np
+    assert main(POP + ['--out', str(tmp_path/'local'), '--cache', str(tmp_path/'c1')]) == 0
+    assert main(POP + ['--executor', 'ray', '--out', str(tmp_path/'ray'), '--cache', str(tmp_path/'c2')]) == 0
+    a, b = (json.loads((tmp_path/d/'results.json').read_text())['population']['0'] for d in ('local', 'ray'))
+    assert a['members'] == b['members'] and a['settings'] == b['settings'] and b['trained'] == 3 * 2 + 3
+    za, zb = (np.load(tmp_path/d/'population'/'seed0.npz', allow_pickle=False) for d in ('local', 'ray'))
+    assert set(za.files) == set(zb.files)
+    for k in za.files: np.testing.assert_allclose(za[k], zb[k], atol=1e-4, err_msg=k)
+    n = [len(list((tmp_path/c).glob('digits-gd-*.pt'))) for c in ('c1', 'c2')]
+    assert n == [4, 4]   # the study's row and the 3 members, each once in the shared cache
+
 def test_ray_interrupt(tmp_path, local_ray, monkeypatch):
     "Ctrl-C (here: raised at the first finished row) cancels the tasks, shuts down the Ray instance the run started, and keeps what finished."
     import rurk.ray_executor
