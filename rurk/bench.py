@@ -441,7 +441,7 @@ def time_population_training(dataset:str='digits', # an embedded data set
     "Models per minute training `n_models` Re-trains one after another, as Ray tasks and stacked; the same models?"
     cfg = validate_config(RunConfig(dataset=dataset))
     scn = make_scenario(dataset, **scenario_kwargs(cfg, 0))
-    hp = {k: v for k, v in method_hp(cfg, 'retrain', scn).items() if k != 'arch'}
+    hp = method_hp(cfg, 'retrain', scn)
     base, seeds = make_model(**model_spec(scn, cfg)), [member_seed(0, 'retrain', i) for i in range(n_models)]
     t = time.perf_counter()
     seq = [unlearn('retrain', base, scn.retain, scn.forget, Context(seed=s, progress=False), **hp) for s in seeds]

@@ -10,8 +10,8 @@ from torch import Tensor
 # %% auto #0
 __all__ = ['DELTA', 'EPSILON_CAP', 'PER_UNIT', 'BUFFER', 'MIN_STD', 'logit_confidence', 'check_models', 'population_confidences',
            'check_populations', 'epsilon_table', 'forget_epsilons', 'epsilons_by_threshold', 'time_epsilons',
-           'report_epsilons', 'score_buckets', 'forget_score', 'ulira', 'pair_ratio', 'ratio_ci', 'permutation_p',
-           'gap_ranking']
+           'report_epsilons', 'score_buckets', 'score_of_epsilons', 'forget_score', 'ulira', 'pair_ratio', 'ratio_ci',
+           'permutation_p', 'gap_ranking']
 
 # %% ../nbs/11_population.ipynb #cbe0c7d3
 def logit_confidence(logits, # (n, classes) logits of one model, a tensor or array
@@ -50,15 +50,9 @@ def population_confidences(models, x, y, # a population (`check_models`), inputs
                            bs:int=2048 # rows per forward pass
                           ) -> np.ndarray:
     "(models, examples) logit confidences of every model of a population on `(x, y)`, each model in eval mode."
+    from rurk.train import predict
     models, y = check_models(models), torch.as_tensor(y)
-    out = []
-    for m in models:
-        was = m.training
-        m.eval()
-        z = torch.cat([m(x[i:i + bs]) for i in range(0, len(x), bs)]) if len(x) else torch.empty(0, 2)
-        m.train(was)
-        out.append(logit_confidence(z.float().cpu(), y))
-    return np.stack(out)
+    return np.stack([logit_confidence(predict(m, x, bs), y) for m in models])
 
 # %% ../nbs/11_population.ipynb #c4dd79f2
 def check_populations(unlearned, # (models, examples) confidences of the unlearned models
@@ -229,15 +223,21 @@ def score_buckets(n_models:int) -> dict:
         start, pts = start + 0.5, pts / 2
     return out
 
+# %% ../nbs/11_population.ipynb #69076779
+def score_of_epsilons(eps, # per-example ε (`forget_epsilons`)
+                      n_models:int # models per population
+                     ) -> float:
+    "The forget score of per-example ε computed already: mean over examples of the points of each ε's bucket."
+    buckets = score_buckets(n_models)
+    pts = lambda e: next((p for s, p in buckets.items() if e < s + 0.5), 0.0)
+    return float(np.mean([pts(e) for e in eps]))
+
 # %% ../nbs/11_population.ipynb #f1b3747f
 def forget_score(unlearned_confs, # (models, examples) confidences of the unlearned population
                  retrained_confs # (models, examples) confidences of the retrained population
                 ) -> float:
     "The NeurIPS 2023 unlearning challenge's forget score: mean over examples of the points of each ε's bucket."
-    eps = forget_epsilons(unlearned_confs, retrained_confs)
-    buckets = score_buckets(len(np.asarray(unlearned_confs)))
-    pts = lambda e: next((p for s, p in buckets.items() if e < s + 0.5), 0.0)
-    return float(np.mean([pts(e) for e in eps]))
+    return score_of_epsilons(forget_epsilons(unlearned_confs, retrained_confs), len(np.asarray(unlearned_confs)))
 
 # %% ../nbs/11_population.ipynb #360386c6
 MIN_STD = 1e-3 # floor on a fitted standard deviation, so that an exactly repeated confidence does not divide by 0

@@ -14,9 +14,9 @@ from .perturb import get_perturbation
 from .train import Context, cached_model, cache_key, predict, default_device
 from .methods import unlearn, get_method
 from .metrics import unlearning_metrics
-from .config import RunConfig, scenario_kwargs, train_settings, model_spec, method_hp
+from .config import RunConfig, POPULATION_SETTINGS, scenario_kwargs, train_settings, model_spec, method_hp
 from .references import reference_key, reference_models, model_mb, MAX_SAVE_MB
-from .population import (logit_confidence, forget_epsilons, forget_score, ulira, ratio_ci, permutation_p,
+from .population import (logit_confidence, forget_epsilons, score_of_epsilons, ulira, ratio_ci, permutation_p,
                              gap_ranking, EPSILON_CAP)
 from .study import Job, LocalExecutor, seed_context
 
@@ -56,7 +56,6 @@ def member_model(cfg:RunConfig, seed:int, # the config and the study seed
     "`(model, info)`: a Re-train with seed `sd`, or `original` unlearned by `method` with seed `sd`; cached."
     ctx = Context(seed=sd, device=cfg.device, progress=False, bn_stats=cfg.bn_stats)
     hp = method_hp(cfg, method, scn)
-    if method == 'retrain': hp.pop('arch', None)
     def build():
         with torch.random.fork_rng(devices=[]): return make_model(**model_spec(scn, cfg))
     run = lambda _=None: unlearn(method, original, scn.retain, scn.forget, ctx, **hp)
@@ -159,7 +158,7 @@ def attack_stats(mem:list, ref:list, null:list, a:str, taus:list, *, eps_x:np.nd
         p = None if mem is null else permutation_p(own, rm, _stack(null, a, 'acc')[:, ti],
                                                     _ref_matrix(null, ref, a, ti), seed=seed)
         vals = dict(epsilon=float(e.mean()), above_double=float((e > 2 * np.repeat(eps_x, d)).mean()),
-                    forget_score=forget_score(u, r), ulira=_ulira_summary(u, r), r=rc['r'], r_ci=rc['ci'],
+                    forget_score=score_of_epsilons(e, len(u)), ulira=_ulira_summary(u, r), r=rc['r'], r_ci=rc['ci'],
                     p_above_null=p)
         for k, v in vals.items(): out[k].append(v)
     return out
@@ -170,7 +169,7 @@ def population_row(mem:list, ref:list, null:list, cfg:RunConfig, taus:list, seed
     u, r = _stack(mem, 'conf'), _stack(ref, 'conf')
     eps = forget_epsilons(u, r)
     clean = dict(epsilons=eps.tolist(), epsilon=float(eps.mean()), at_cap=int((eps >= EPSILON_CAP).sum()),
-                 forget_score=forget_score(u, r), ulira=_ulira_summary(u, r))
+                 forget_score=score_of_epsilons(eps, len(u)), ulira=_ulira_summary(u, r))
     return dict(clean=clean, attacks={a: attack_stats(mem, ref, null, a, taus, eps_x=eps, seed=seed)
                                            for a in cfg.pop_attacks})
 
@@ -219,7 +218,7 @@ def _ranking(mets:dict, seed:int=0) -> dict:
 # %% ../nbs/20a_population_run.ipynb #64a22422
 def _pop_settings(cfg:RunConfig) -> dict:
     "The settings a seed's many-model statistics depend on beyond the rows'."
-    return {k: getattr(cfg, k) for k in ('models', 'pop_attacks', 'pop_draws', 'pop_pairs', 'mia')}
+    return {k: getattr(cfg, k) for k in (*POPULATION_SETTINGS, 'mia')}
 
 # %% ../nbs/20a_population_run.ipynb #d08309ca
 def seed_population(job:Job, executor, seed:int) -> dict:
