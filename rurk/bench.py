@@ -4,7 +4,9 @@
 
 # %% ../nbs/24_bench.ipynb #7ef85f66
 from __future__ import annotations
-import argparse, copy, statistics, time, warnings, torch, torch.nn as nn, torch.nn.functional as F
+import argparse, copy, shutil, statistics, tempfile, time, warnings, numpy as np, torch, torch.nn as nn
+import torch.nn.functional as F
+from pathlib import Path
 from .models import make_model
 from .perturb import get_perturbation, input_grad
 from .residual import residual_knowledge
@@ -21,11 +23,14 @@ from .config import RunConfig, RunOptions, validate_config, method_hp, scenario_
 from .study import Job
 from .population_run import member_seed
 from .ray_executor import RayExecutor
+from .references import reference_models
+from .audit import AuditConfig, check_audit, read_inputs, run_audit
 
 # %% auto #0
-__all__ = ['SHAPES', 'NOISE', 'ATTACKS', 'LAYOUTS', 'TARGETS', 'raw_forward', 'raw_grad', 'paper_pipeline', 'bench', 'bare_loop',
-           'gd_loop', 'bench_training', 'report', 'report_training', 'StackedSmallCNN', 'stacked_fit',
-           'time_population_training', 'report_population_training', 'bench_ranges', 'missed_targets', 'main']
+__all__ = ['SHAPES', 'NOISE', 'ATTACKS', 'LAYOUTS', 'AUDIT_TARGET', 'TARGETS', 'raw_forward', 'raw_grad', 'paper_pipeline',
+           'bench', 'bare_loop', 'gd_loop', 'bench_training', 'report', 'report_training', 'StackedSmallCNN',
+           'stacked_fit', 'time_population_training', 'report_population_training', 'time_audit', 'report_audit',
+           'bench_ranges', 'missed_targets', 'main']
 
 # %% ../nbs/24_bench.ipynb #c4063020
 SHAPES = dict( # name: (architecture, input shape, forget samples n, draws c): the default sizes of `rurk-bench`
@@ -469,6 +474,56 @@ def report_population_training(rs:list) -> str:
                      f"sequential); stacked vs sequential: {same}")
     return '\n'.join(lines)
 
+# %% ../nbs/24_bench.ipynb #3f7af8ef
+AUDIT_TARGET = 0.10 # reading, checks and report: at most this share of the estimator's own time
+
+def _audit_files(d:Path, scn, models:dict, batch=None):
+    "Export `models` ({name: model}) and save the scenario's sets into `d`, as a user of `rurk-audit` would."
+    dyn = None if batch else ({0: torch.export.Dim('batch')},)
+    for name, m in models.items():
+        ex = scn.forget[0][:batch or 8]
+        torch.export.save(torch.export.export(m.eval(), (ex,), dynamic_shapes=dyn), d/f'{name}.pt2')
+    torch.save(dict(x=scn.forget[0], y=scn.forget[1]), d/'forget.pt')
+    np.savez(d/'retain.npz', x=scn.retain[0].numpy(), y=scn.retain[1].numpy())
+    torch.save(dict(x=scn.test[0], y=scn.test[1]), d/'test.pt')
+
+# %% ../nbs/24_bench.ipynb #7c02424e
+def _estimator_seconds(rows:list, retrained, forget:tuple, taus, c:int, seed:int) -> float:
+    "Seconds of `residual_knowledge` for every model of `rows` against `retrained`."
+    t = time.perf_counter()
+    for m in rows: residual_knowledge(m, retrained, *forget, taus=taus, c=c, seed=seed)
+    return time.perf_counter() - t
+
+def time_audit(seed:int=0, cache_dir=None) -> dict:
+    "Reading, checks and report of `rurk-audit` on the digits default, against the estimator's own time."
+    cfg = validate_config(RunConfig())
+    scn = make_scenario('digits', **scenario_kwargs(cfg, seed))
+    o, r, r2, _ = reference_models(scn, cfg, seed, cache_dir)
+    d = Path(tempfile.mkdtemp())
+    _audit_files(d, scn, dict(u=o, r=r, r2=r2))
+    acfg = AuditConfig([d/'u.pt2'], [d/'r.pt2', d/'r2.pt2'], d/'forget.pt', d/'retain.npz', d/'test.pt', taus=scn.taus,
+                       tau_main=scn.tau_main, c=cfg.c, seed=seed)
+    t = time.perf_counter()
+    um, rm, sets = read_inputs(check_audit(acfg)[0])  # what `rurk-audit` does before it starts
+    check = time.perf_counter() - t
+    s = run_audit(acfg, out=d/'out', log=lambda _: None, inputs=(um, rm, sets))['audit']['seconds']
+    est = _estimator_seconds([rm[0], rm[1], um[0]], rm[0], sets.forget, scn.taus, cfg.c, seed)
+    eager = _estimator_seconds([r, r2, o], r, scn.forget, scn.taus, cfg.c, seed)
+    shutil.rmtree(d)
+    return dict(n=len(scn.forget[1]), c=cfg.c, n_taus=len(scn.taus), rows=3, check=check, read=s['read'],
+                report=s['report'], measure=s['measure'], estimator=est, eager=eager,
+                overhead=(check + s['read'] + s['report']) / est)
+
+# %% ../nbs/24_bench.ipynb #5da403b0
+def report_audit(a:dict) -> str:
+    "The audit benchmark as two lines."
+    return (f"rurk-audit on the digits default ({a['rows']} rows, n = {a['n']}, c = {a['c']}, {a['n_taus']} τ): "
+            f"reading and checks {a['check'] + a['read']:.2f} s + report {a['report']:.2f} s = {a['overhead']:.1%} of the "
+            f"estimator's {a['estimator']:.2f} s on the loaded models (target ≤ {AUDIT_TARGET:.0%}: "
+            f"{'met' if a['overhead'] <= AUDIT_TARGET else 'missed'})\n  the estimator "
+            f"on exported programs takes {a['estimator'] / a['eager']:.2f}× its time on the same models in memory; "
+            f"the whole audit (metrics and MIA included) {a['check'] + a['read'] + a['measure'] + a['report']:.1f} s")
+
 # %% ../nbs/24_bench.ipynb #be556d6d
 TARGETS = dict(noise=0.9, attacks=0.8, paper=1.0, training=0.9, epsilons=50) # the least median ratio of each group
 
@@ -496,6 +551,8 @@ def missed_targets(b:dict) -> list:
     miss = [f"{w}: {x:.2f}× (target {TARGETS[k]}×)" for k, v in _ratios(b).items() for w, x in v if x < TARGETS[k]]
     t, e = b.get('training') or {}, b.get('epsilons') or {}
     miss += [f"{k}: weights differ from the bare loop's" for k in ('fit', 'gd') if t and not t['same_' + k]]
+    miss += [f"audit: reading, checks and report {b['audit']['overhead']:.1%} of the estimator's time (target ≤ "
+             f"{AUDIT_TARGET:.0%})"] if b.get('audit') and b['audit']['overhead'] > AUDIT_TARGET else []
     return miss + (["forget ε differs from threshold by threshold"] if e and not e['same'] else [])
 
 # %% ../nbs/24_bench.ipynb #0da19c61
@@ -520,6 +577,7 @@ def main(argv=None):
     p.add_argument('--no-eps', action='store_true', help="skip the forget-ε estimator (64 models, 1,000 examples)")
     p.add_argument('--no-pop', action='store_true', help="skip training populations (8 digits and 4 MNIST-5k "
                    "Re-trains each way)")
+    p.add_argument('--no-audit', action='store_true', help="skip rurk-audit's reading, checks and report")
     p.add_argument('--threads', type=int, default=None, help='torch threads (default: rurk.train.default_threads())')
     p.add_argument('--malloc', default='steady', choices=['steady', 'default'],
                    help="glibc keeps freed memory for reuse (rurk.train.steady_malloc), or glibc's own settings")
@@ -556,4 +614,8 @@ def main(argv=None):
         out['population'] = [time_population_training(d, k, ray=find_spec('ray') is not None)
                              for d, k in (('digits', 8), ('mnist5k', 4))]
         print(report_population_training(out['population']))
+        save()
+    if not ns.no_audit:
+        out['audit'] = time_audit()
+        print(report_audit(out['audit']))
         save()

@@ -9,14 +9,14 @@ from pathlib import Path
 from .ratios import nearest_index
 from .results import load_stored, store, repo_root
 from .report import format_table
-from .bench import report, report_training, bench_ranges, missed_targets, report_population_training
+from .bench import report, report_training, bench_ranges, missed_targets, report_population_training, report_audit
 from .population import report_epsilons
 from .population_run import format_population
 
 # %% auto #0
 __all__ = ['RENDERERS', 'MARK', 'renderer', 'run_table', 'population_table', 'seconds', 'machine', 'val', 'ordinal', 'stat_text',
-           'stat', 'extreme', 'estimate_seconds', 'bench_report', 'bench_range', 'bench_targets', 'render',
-           'update_file', 'targets', 'update', 'main']
+           'stat', 'extreme', 'estimate_seconds', 'bench_report', 'audit_bench', 'bench_range', 'bench_targets',
+           'render', 'update_file', 'targets', 'update', 'main']
 
 # %% ../nbs/31_figures.ipynb #41bedf54
 RENDERERS = {} # name -> fn(root, *args, **kw) -> str
@@ -146,7 +146,14 @@ def bench_report(root, name:str) -> str:
     parts = [report(r) for r in b['shapes']] + ([report_training(b['training'])] if b.get('training') else [])
     parts += [report_epsilons(b['epsilons'])] if b.get('epsilons') else []
     parts += [report_population_training(b['population'])] if b.get('population') else []
+    parts += [report_audit(b['audit'])] if b.get('audit') else []
     return _block('\n'.join(parts))
+
+# %% ../nbs/31_figures.ipynb #ef800005
+@renderer('audit_bench')
+def audit_bench(root, name:str) -> str:
+    "`rurk-bench`'s audit figure (`rurk.bench.time_audit`) of the stored output `name`, as a code block."
+    return _block(report_audit(load_stored(name, root)))
 
 # %% ../nbs/31_figures.ipynb #13e3c001
 @renderer('bench_range')

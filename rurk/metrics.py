@@ -16,9 +16,10 @@ __all__ = ['accuracy_metrics', 'avg_gap', 'correct_class_prob', 'mia_svc', 'mia'
 def accuracy_metrics(model:nn.Module, # the model to evaluate
                      scn # a `Scenario`
                     ) -> dict:
-    "RA, UA and TA of `model` on the scenario, in percent."
-    return dict(RA=100 * accuracy(model, *scn.retain), UA=100 * (1 - accuracy(model, *scn.forget)),
-                TA=100 * accuracy(model, *scn.test))
+    "RA, UA and TA of `model` on the scenario, in percent (RA, TA left out where it has no retain or test set)."
+    sets = dict(RA=scn.retain, UA=scn.forget, TA=scn.test)
+    acc = {k: 100 * accuracy(model, *xy) for k, xy in sets.items() if xy is not None}
+    return {k: 100 - v if k == 'UA' else v for k, v in acc.items()}
 
 # %% ../nbs/10_metrics.ipynb #ba2d47f4
 def avg_gap(metrics:dict, # a method's metrics
@@ -110,7 +111,7 @@ def unlearning_metrics(model:nn.Module, # the model to evaluate
                        with_mia:bool=True, # also run the membership-inference attack
                        seed:int=0 # seed of the MIA's balanced subsample
                       ) -> dict:
-    "RA, UA, TA and (optionally) MIA of `model` on the scenario, in percent."
+    "RA, UA, TA and (optionally) MIA of `model` on the scenario, in percent (those its sets allow)."
     d = accuracy_metrics(model, scn)
-    if with_mia: d['MIA'] = mia(model, scn, seed=seed)
+    if with_mia and scn.retain is not None and scn.test is not None: d['MIA'] = mia(model, scn, seed=seed)
     return d

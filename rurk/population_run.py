@@ -23,7 +23,7 @@ from .study import Job, LocalExecutor, seed_context
 # %% auto #0
 __all__ = ['POP_METRICS', 'member_seed', 'population_groups', 'member_key', 'member_model', 'perturbed_rows', 'score_member',
            'shared_draws', 'attack_stats', 'population_row', 'population_path', 'save_population_arrays',
-           'seed_population', 'run_populations', 'format_population']
+           'population_stats', 'seed_population', 'run_populations', 'format_population']
 
 # %% ../nbs/20a_population_run.ipynb #d54c1f16
 def member_seed(seed:int, # the study seed
@@ -220,6 +220,19 @@ def _pop_settings(cfg:RunConfig) -> dict:
     "The settings a seed's many-model statistics depend on beyond the rows'."
     return {k: getattr(cfg, k) for k in (*POPULATION_SETTINGS, 'mia')}
 
+# %% ../nbs/20a_population_run.ipynb #8acf428a
+def population_stats(models:dict, members:dict, # {key: (model, info)}; {group: [keys]}, 'reference' and 'null' first
+                     scn, taus:list, cfg:RunConfig, seed:int, # the scenario (its forget set), τ grid, settings, seed
+                     out) -> dict: # the output folder
+    "Score every population, save their confidences in `out`, and return their statistics and Avg Gap ranking."
+    scores = _score_groups(models, members, scn, taus, cfg, seed)
+    save_population_arrays(scores, scn, taus, population_path(out, seed))
+    rows = {g: population_row(mem, scores['reference'], scores['null'], cfg, taus, seed)
+            for g, mem in scores.items() if g != 'reference'}
+    mets = {g: _metrics(mem) for g, mem in scores.items()}
+    return dict(settings=_pop_settings(cfg), taus=[float(t) for t in taus], metrics=mets, rows=rows,
+                ranking=_ranking(mets, seed))
+
 # %% ../nbs/20a_population_run.ipynb #d08309ca
 def seed_population(job:Job, executor, seed:int) -> dict:
     "Train (or read) and score every population of `seed`; their statistics, the ranking, timings and members."
@@ -230,14 +243,8 @@ def seed_population(job:Job, executor, seed:int) -> dict:
     todo = list(dict.fromkeys(k for ks in members.values() for k in ks))
     models = executor.members(job, seed, todo, scn, original)
     t1, taus = time.perf_counter(), cfg.taus if cfg.taus is not None else scn.taus
-    scores = _score_groups(models, members, scn, taus, cfg, seed)
-    save_population_arrays(scores, scn, taus, population_path(job.opts.out, seed))
-    rows = {g: population_row(mem, scores['reference'], scores['null'], cfg, taus, seed)
-            for g, mem in scores.items() if g != 'reference'}
-    mets = {g: _metrics(mem) for g, mem in scores.items()}
-    return dict(settings=_pop_settings(cfg),
-                taus=[float(t) for t in taus], members={g: [sd for _, sd in ks] for g, ks in members.items()},
-                metrics=mets, rows=rows, ranking=_ranking(mets, seed),
+    stats = population_stats(models, members, scn, taus, cfg, seed, job.opts.out)
+    return dict(stats, members={g: [sd for _, sd in ks] for g, ks in members.items()},
                 cached=sum(i.get('cached', False) for _, i in models.values()), trained=len(todo),
                 train_seconds=t1 - t0, score_seconds=time.perf_counter() - t1)
 

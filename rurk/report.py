@@ -117,16 +117,16 @@ def format_table(res:dict) -> str:
                     else '[{:.2f}, {:.2f}]'.format(*m['rk']['r_ci'][main]))
     acc_i = [i for i in idx if any(_undef(m, i) for m in ms.values())]  # where r is undefined, the accuracies
     scal = [k for k in ('RA', 'UA', 'TA', 'MIA') if any(k in m for m in ms.values())]
-    rl = any('relearn' in m for m in ms.values())
+    rl, secs = (any(k in m for m in ms.values()) for k in ('relearn', 'seconds'))  # not in an audit
     cols = (['method', *scal, 'gap'] + [f"r@{taus[i]:.3g}" for i in idx] + [f"95% CI@{taus[main]:.3g}"]
             + [f"acc@{taus[i]:.3g}" for i in acc_i] + [f"%r̂>1@{taus[main]:.3g}"] + (['relearn'] if rl else [])
-            + ['seconds'])
+            + (['seconds'] if secs else []))
     rows = [cols]
     for name, m in ms.items():
         rows.append([name + ('*' if name in REFERENCE_ROWS else ''), *[_pm(m, k) for k in scal], _pm(m, 'avg_gap')]
                     + [r_cell(m, i) for i in idx] + [ci(m)] + [_pm(m, 'acc_unlearned', i, '.3f') for i in acc_i]
                     + [_pm(m, 'frac_gt1', main, '.1%').replace('%', '')] + ([_relearn(m)] if rl else [])
-                    + [_pm(m, 'seconds', f='.1f')])
+                    + ([_pm(m, 'seconds', f='.1f')] if secs else []))
     rows += [[name, 'failed'] + [''] * (len(cols) - 2) for name in res.get('failures', {}) if name not in ms]
     w = [max(len(r[i]) for r in rows) for i in range(len(cols))]
     lines = ['  '.join(c.rjust(w[i]) if i else c.ljust(w[i]) for i, c in enumerate(r)) for r in rows]

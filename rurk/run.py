@@ -17,8 +17,8 @@ from .ray_executor import check_ray
 from .runner import run_experiment
 
 # %% auto #0
-__all__ = ['PAIRED', 'EXAMPLES', 'TAU_UNITS', 'LEGEND', 'MOVED', 'add_options', 'parser', 'epilog', 'config_from_args',
-           'options_from_args', 'main']
+__all__ = ['PAIRED', 'EXAMPLES', 'TAU_UNITS', 'RK_LEGEND', 'LEGEND', 'MOVED', 'add_options', 'parser', 'epilog',
+           'config_from_args', 'options_from_args', 'main']
 
 # %% ../nbs/23_run.ipynb #76d766e0
 def _literal(v:str):
@@ -58,15 +58,17 @@ def _shown(v) -> str:
     "A default as `--help` shows it."
     return ' '.join(map(str, v)) if isinstance(v, list) else str(v)
 
-def add_options(p:argparse.ArgumentParser, cls):
-    "Add one option per field of the config dataclass `cls` to `p`: flag, default, help and kind from the field."
+def add_options(p:argparse.ArgumentParser, cls, names:list=None):
+    "Add one option per field of the config dataclass `cls` (or of its fields `names`) to `p`, as the field says."
     for f in fields(cls):
+        if names is not None and f.name not in names: continue
         md, cli = f.metadata, dict(f.metadata['cli'])
         default = cli.pop('cli_default', _default(f))
         helps = md['help']() if callable(md['help']) else md['help']
         if callable(cli.get('choices')): cli['choices'] = cli['choices']()
         if f.name in PAIRED: cli['type'] = PAIRED[f.name][0]
         flag = md['flag'] or '--' + ('no-' if default is True else '') + f.name.replace('_', '-')
+        if default is True and not md['flag']: helps = f"do not {helps}"  # --no-mia: 'do not run the MIA'
         if isinstance(default, bool) and 'action' not in cli: cli['action'] = 'store_false' if default else 'store_true'
         else: cli['default'] = default
         if default not in (None, True, False, [], {}) and '(default' not in helps:
@@ -128,9 +130,9 @@ def _check_out(out:str) -> Path:
     return p
 
 # %% ../nbs/23_run.ipynb #210fd27e
-LEGEND = ("r@τ: residual knowledge r_τ = Σ k_m / Σ k_a (95% CI: bootstrap over forget samples); %r̂>1: forget "
-          "samples with r̂ > 1; RA/UA/TA/MIA in %, gap: mean |Δ| to retrain over those; relearn: epochs of fine-tuning "
-          "on S_f back to the original's forget loss")
+RK_LEGEND = ("r@τ: residual knowledge r_τ = Σ k_m / Σ k_a (95% CI: bootstrap over forget samples); %r̂>1: forget "
+             "samples with r̂ > 1; RA/UA/TA/MIA in %, gap: mean |Δ| to retrain over those")
+LEGEND = RK_LEGEND + "; relearn: epochs of fine-tuning on S_f back to the original's forget loss"
 
 def _interrupted(out:Path) -> int:
     "Say what an interrupted run kept and how to continue it; the exit code."
@@ -151,7 +153,7 @@ def _report(res:dict, cfg:RunConfig, out:Path):
     if (pop := format_population(res)): print(f"\n{pop}")
     saved = (f", models/ (in JupyterLab: from rurk.explore import explore; explore({str(out)!r}))"
              if (out/'models').is_dir() else '')
-    print(f"wrote {out/'results.json'}, results.csv, r_tau.html{saved} ({res['seconds']:.0f} s)")
+    print(f"wrote {out/'results.json'}, results.csv, r_tau.html, report.html{saved} ({res['seconds']:.0f} s)")
 
 # %% ../nbs/23_run.ipynb #b33e9a4d
 def main(argv=None):

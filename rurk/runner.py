@@ -11,6 +11,7 @@ from .train import steady_malloc
 from .config import RunConfig, RunOptions, validate_config, check_options
 from .results import start_results
 from .report import plot_rk
+from .html_report import write_run_report
 from .study import Job, LocalExecutor
 from .ray_executor import RayExecutor
 from .population_run import run_populations
@@ -34,7 +35,7 @@ def run_experiment(cfg:RunConfig=None, # what to run (default: the embedded digi
                    *, log=print, # where progress lines go
                    **kwargs # other `RunOptions`: resume, progress, executor, ray_address, threads, malloc
                   ) -> dict:
-    "Run every method on every seed; write results.json, results.csv and r_tau.html to `out`; return the results."
+    "Run every method on every seed; write results.json, results.csv, r_tau.html and report.html to `out`; return the results."
     given = {k: v for k, v in dict(out=out, cache_dir=cache_dir).items() if v is not None}
     opts = check_options(RunOptions(**given, **kwargs))
     cfg = validate_config(cfg or RunConfig())
@@ -54,5 +55,7 @@ def run_experiment(cfg:RunConfig=None, # what to run (default: the embedded digi
     res['finished'] = time.strftime('%Y-%m-%d %H:%M:%S')
     res['seconds'] = res.get('seconds', 0) + time.perf_counter() - t0
     job.save()
-    if res['methods']: plot_rk(res, out/'r_tau.html')  # 5 MB (plotly.js inside): once, at the end
+    if res['methods']:  # 5 MB each (plotly.js inside): once, at the end
+        plot_rk(res, out/'r_tau.html')
+        write_run_report(res, out)
     return res

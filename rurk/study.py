@@ -15,7 +15,7 @@ from .references import NOISE_SEED_OFFSET, REFERENCE_ROWS, reference_models, unl
 from .results import save_results, save_run_model, save_forget_set, should_save
 
 # %% auto #0
-__all__ = ['run_names', 'seed_context', 'SeedSetup', 'seed_setup', 'evaluate_method', 'run_row', 'Job', 'Executor',
+__all__ = ['run_names', 'seed_context', 'SeedSetup', 'seed_setup', 'measure_rk', 'evaluate_method', 'run_row', 'Job', 'Executor',
            'LocalExecutor']
 
 # %% ../nbs/20_study.ipynb #818ab15b
@@ -52,17 +52,22 @@ def seed_setup(cfg:RunConfig, ctx:Context, cache_dir=None) -> SeedSetup:
                      ref=unlearning_metrics(retrained, scn, with_mia=cfg.mia, seed=seed),
                      forget_loss=mean_loss(original, *scn.forget))
 
+# %% ../nbs/20_study.ipynb #a111ed7f
+def measure_rk(model, retrained, forget:tuple, taus, cfg, seed:int) -> dict:
+    "r_τ of `model` against `retrained` on `forget` with `cfg`'s attack, c and zero policy, as a dict (results.json)."
+    with warnings.catch_warnings():  # an undefined r is recorded as such (null) and reported under the table
+        warnings.simplefilter('ignore', UserWarning)
+        return residual_knowledge(model, retrained, *forget, taus=taus, attack=cfg.attack, c=cfg.c, seed=seed,
+                                  zero=cfg.zero).to_dict()
+
 # %% ../nbs/20_study.ipynb #59c12d8e
 def evaluate_method(model, setup:SeedSetup, cfg:RunConfig, seed:int, seconds:float) -> dict:
     "Metrics, gap to Re-train, re-learn time and residual knowledge of one model (its unlearning took `seconds`)."
     scn, retrained = setup.scn, setup.refs['retrain'][0]
     met = unlearning_metrics(model, scn, with_mia=cfg.mia, seed=seed)
     if cfg.relearn: met['relearn'] = relearn_time(model, scn.forget, setup.forget_loss, seed=seed)
-    with warnings.catch_warnings():  # an undefined r is recorded as such (null) and reported under the table
-        warnings.simplefilter('ignore', UserWarning)
-        rk = residual_knowledge(model, retrained, *scn.forget, taus=setup.taus, attack=cfg.attack, c=cfg.c, seed=seed,
-                                zero=cfg.zero)
-    return dict(**met, avg_gap=avg_gap(met, setup.ref), seconds=seconds, rk=rk.to_dict())
+    rk = measure_rk(model, retrained, scn.forget, setup.taus, cfg, seed)
+    return dict(**met, avg_gap=avg_gap(met, setup.ref), seconds=seconds, rk=rk)
 
 # %% ../nbs/20_study.ipynb #002f3c0f
 def run_row(name:str, setup:SeedSetup, cfg:RunConfig, ctx:Context, cache_dir=None) -> tuple:

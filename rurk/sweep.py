@@ -13,21 +13,14 @@ from .results import load_run_model, load_forget_set, forget_path
 from .report import method_style, robust_range
 from .references import REFERENCE_ROWS
 from .theory import labelled_box
+from .html_report import R_EDGES, R_LABELS, rhat_hist
+from .files import load_model
+_all_ = ['R_EDGES', 'R_LABELS', 'rhat_hist']
 
 # %% auto #0
-__all__ = ['R_EDGES', 'R_LABELS', 'STAT_KEYS', 'METRIC_KEYS', 'COLUMNS', 'AT_TAU', 'rhat_hist', 'Study', 'check_attack',
-           'check_study', 'run_name', 'study_from_results', 'load_study', 'make_study', 'sweep_row', 'sweep_state',
-           'metrics_html', 'draw_sweep', 'update_sweep', 'refill', 'Quiet', 'tau_sweep']
-
-# %% ../nbs/28_sweep.ipynb #c783fc1d
-R_EDGES = np.array([0, 0.25, 0.5, 0.75, 0.95, 1.05, 1.25, 1.5, 2, 3, 5, np.inf])  # bins of per-sample r̂
-R_LABELS = ['<0.25', '0.25–0.5', '0.5–0.75', '0.75–0.95', '≈1', '1.05–1.25', '1.25–1.5', '1.5–2', '2–3', '3–5', '≥5']
-
-def rhat_hist(r:np.ndarray) -> np.ndarray:
-    "Counts of per-sample r̂ in the bins `R_EDGES` along the last axis (NaN, from the 'exclude' policy, left out)."
-    r = np.asarray(r, dtype=float)
-    idx = np.searchsorted(R_EDGES, r, side='right') - 1
-    return np.stack([((idx == b) & ~np.isnan(r)).sum(-1) for b in range(len(R_LABELS))], -1)
+__all__ = ['STAT_KEYS', 'METRIC_KEYS', 'COLUMNS', 'AT_TAU', 'Study', 'check_attack', 'check_study', 'run_name',
+           'study_from_results', 'load_study', 'make_study', 'sweep_row', 'sweep_state', 'metrics_html', 'draw_sweep',
+           'update_sweep', 'refill', 'Quiet', 'tau_sweep', 'R_EDGES', 'R_LABELS', 'rhat_hist']
 
 # %% ../nbs/28_sweep.ipynb #7e656d41
 STAT_KEYS = ('r', 'r_ci', 'undefined', 'frac_gt1', 'disagreement', 'acc_unlearned') # per-τ aggregates the sweep reads
@@ -119,6 +112,12 @@ def run_name(config:dict, attacks:list, seed) -> str:
     "How the explorers name a run: dataset, attack(s) and seed, no paths ('digits, gaussian + fgsm_targeted, seed 0')."
     return f"{config.get('dataset', 'digits')}, {' + '.join(attacks)}, seed {seed}"
 
+# %% ../nbs/28_sweep.ipynb #8440441a
+def _row_model(out, name:str, seed, row:dict, config:dict):
+    "A loader of row `name`'s model: saved by `rurk-run` in `out`, or the file `rurk-audit` read (`rurk.files`)."
+    if 'model' in row: return lambda: load_run_model(out, name, seed)
+    return lambda: load_model(row['model_file'], config.get('arch'), config.get('num_classes'))
+
 # %% ../nbs/28_sweep.ipynb #7221a418
 METRIC_KEYS = ('RA', 'UA', 'TA', 'MIA', 'avg_gap', 'relearn', 'seconds')
 
@@ -137,7 +136,8 @@ def study_from_results(res:dict, # results of `run_experiment`, or a `results.js
     if out is not None and forget_path(out, seed).exists():
         fs = load_forget_set(out, seed)
         forget, classes = (fs['x'], fs['y']), fs['classes'] or None
-        models = {n: (lambda n=n: load_run_model(out, n, seed)) for n, d in ms.items() if 'model' in d}
+        models = {n: _row_model(out, n, seed, d, res['config']) for n, d in ms.items()
+                  if 'model' in d or 'model_file' in d}
     attack = res['config']['attack']
     return Study({attack: rk}, metrics=metrics, models=models, forget=forget, classes=classes,
                  tau_main=res.get('tau_main'), source=run_name(res['config'], [attack], seed), reference=ref)

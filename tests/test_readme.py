@@ -1,4 +1,4 @@
-"README's Python example runs as printed, and prints the rows `rurk-run` prints for GD and RURK."
+"README's Python example runs as printed, and prints the rows `rurk-run` prints for GD and RURK; its audit example runs."
 import json, os, re, subprocess, sys
 from pathlib import Path
 
@@ -33,3 +33,32 @@ def test_readme_example_matches_rurk_run(tmp_path):
     printed = ex.stdout.splitlines()
     assert printed[:2] == [_row(n, res) for n in ('gd', 'rurk')], (printed[:2], ex.stderr[-2000:])
     assert len(printed) > 2  # then RURK's RKResult
+
+
+def _numbers(line: str) -> list:
+    return [float(v) for v in re.findall(r'-?\d+\.\d+', line)]
+
+
+def test_readme_audit_example_runs_as_printed(tmp_path):
+    """README's 'Audit your own models', run as a new user would (its script, then its shell block): exit 0, and the table
+    README shows (rendered from the stored run, `nbs/stored/readme_audit.json`), row for row; numbers within a tolerance
+    that allows another CPU's float sums (on the machine that stored it they are equal)."""
+    from rurk.audit import readme_example
+    from rurk.report import format_table
+    from rurk.results import load_stored
+    script, commands = readme_example(ROOT)
+    assert not re.search(r'^\s*(import|from) rurk', script, re.M)   # the models are made with plain PyTorch
+    (tmp_path/'make_models.py').write_text(script)
+    env = dict(os.environ, OMP_NUM_THREADS='2')
+    r = subprocess.run(['bash', '-c', commands], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    stored = format_table(load_stored('readme_audit', ROOT)).splitlines()
+    printed = r.stdout.splitlines()
+    start = next(i for i, l in enumerate(printed) if l.startswith('method'))
+    got = printed[start:start + len(stored)]
+    assert [l.split()[0] for l in got] == [l.split()[0] for l in stored], (got, stored)
+    assert got[0] == stored[0]
+    for a, b in zip(got[1:], stored[1:]):
+        x, y = _numbers(a), _numbers(b)
+        assert len(x) == len(y) and all(abs(u - v) <= (5 if abs(v) > 2 else 0.1) for u, v in zip(x, y)), (a, b)
+    assert (tmp_path/'audit'/'report.html').exists() and 'wrote audit/results.json' in r.stdout
