@@ -16,6 +16,7 @@ import pytest
 from conftest import ROOT
 from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
+TABS = 6   # pages loaded at once
 BUILD = 'import sys; from rurk.site import main; sys.exit(main(sys.argv[1:]))'
 
 
@@ -73,13 +74,16 @@ def test_site_offline(site, browser):
     nbs = sorted((ROOT/'nbs').glob('*.ipynb'))
     assert len(pages) == len(nbs), f"{len(nbs)} notebooks, {len(pages)} pages: {pages}"
     t, report = time.time(), dict(build_s=round(site['build_s'], 1))
-    for name in pages:   # every page loads, and asks for nothing that is missing or elsewhere (a tab each: leaving a
-        page = offline_page(browser, base)   # page aborts what it still loads, which is no failure of the next one)
-        try:
-            page.goto(f'{base}/{name}', wait_until='networkidle')
-            assert page.locator('h1').count() >= 1, f"{name}: no title"
-            assert not page.problems, f"{name}: {page.problems}"
-        finally: page.close()
+    for i in range(0, len(pages), TABS):   # every page loads, and asks for nothing missing or elsewhere; a tab each
+        tabs = {name: offline_page(browser, base) for name in pages[i:i + TABS]}   # (leaving a page aborts what it still
+        try:                                                                        # loads: no failure of the next one)
+            for name, tab in tabs.items(): tab.goto(f'{base}/{name}', wait_until='commit')
+            for name, tab in tabs.items():
+                tab.wait_for_load_state('networkidle')
+                assert tab.locator('h1').count() >= 1, f"{name}: no title"
+                assert not tab.problems, f"{name}: {tab.problems}"
+        finally:
+            for tab in tabs.values(): tab.close()
     report['pages'], report['pages_s'] = len(pages), round(time.time() - t, 1)
     page = offline_page(browser, base)
     try:
