@@ -1,13 +1,14 @@
-"""The documentation site (`rurk-site`, nbs/32_site.ipynb) built from every notebook, then read in headless Chromium offline.
+"""The documentation site (`rurk-site`, nbs/32_site.ipynb) built from every notebook, then read in headless Chromium
+offline.
 
-Builds the whole site into a temporary folder, serves it on loopback, and with every request to another host blocked (and
-counted as a failure) checks that
+Builds the whole site into a temporary folder, serves it on loopback, and with every request to another host blocked
+(and counted as a failure) checks that
 - every page loads with no failed, blocked or 4xx/5xx request;
 - the theory page (26_theory) draws its stored pictures and its formulas (MathJax, bundled), and shows the note that its
   widget needs a kernel; the τ-sweep page (28_sweep) draws its plotly figures (plotly.js bundled);
 - the search finds `residual_knowledge`.
-Leaves screenshots and the timings in `tests/artifacts/`. Needs Chromium (Debian's `chromium`, or `$RURK_CHROMIUM`) and the
-Python `playwright` package, as tests/test_browser.py.
+Leaves screenshots and the timings in `tests/artifacts/`. Needs Chromium (Debian's `chromium`, or `$RURK_CHROMIUM`)
+and the Python `playwright` package, as tests/test_browser.py.
 """
 import functools, json, subprocess, sys, threading, time
 from http.server import ThreadingHTTPServer, SimpleHTTPRequestHandler
@@ -53,7 +54,8 @@ def browser():
 
 
 def offline_page(browser, base):
-    """A page whose requests to anything but `base` are blocked; `page.problems` lists blocked, failed and 4xx/5xx requests.
+    """A page whose requests to anything but `base` are blocked; `page.problems` lists blocked, failed and 4xx/5xx
+    requests.
     (Chromium reports a frame's `about:blank` as a failed request: not a request to the network, not counted.)"""
     page = browser.new_page(viewport={'width': 1400, 'height': 1000})
     page.problems = []
@@ -63,7 +65,9 @@ def offline_page(browser, base):
             page.problems.append(f"blocked: {r.request.url}")
             r.abort()
     page.route('**/*', route)
-    page.on('requestfailed', lambda q: q.url.startswith('about:') or page.problems.append(f"failed: {q.url} ({q.failure})"))
+    def failed(q):
+        if not q.url.startswith('about:'): page.problems.append(f"failed: {q.url} ({q.failure})")
+    page.on('requestfailed', failed)
     page.on('response', lambda s: s.status >= 400 and page.problems.append(f"HTTP {s.status}: {s.url}"))
     return page
 
@@ -74,9 +78,11 @@ def test_site_offline(site, browser):
     nbs = sorted((ROOT/'nbs').glob('*.ipynb'))
     assert len(pages) == len(nbs), f"{len(nbs)} notebooks, {len(pages)} pages: {pages}"
     t, report = time.time(), dict(build_s=round(site['build_s'], 1))
-    for i in range(0, len(pages), TABS):   # every page loads, and asks for nothing missing or elsewhere; a tab each
-        tabs = {name: offline_page(browser, base) for name in pages[i:i + TABS]}   # (leaving a page aborts what it still
-        try:                                                                        # loads: no failure of the next one)
+    # every page loads, and asks for nothing missing or elsewhere; a tab each (leaving a page aborts what it still loads,
+    # which is no failure of the next page)
+    for i in range(0, len(pages), TABS):
+        tabs = {name: offline_page(browser, base) for name in pages[i:i + TABS]}
+        try:
             for name, tab in tabs.items(): tab.goto(f'{base}/{name}', wait_until='commit')
             for name, tab in tabs.items():
                 tab.wait_for_load_state('networkidle')
@@ -120,6 +126,8 @@ def check_theory(page, base) -> dict:
     page.screenshot(path=str(ARTIFACTS/'site_theory_math.png'))
     page.locator('.jp-OutputArea img').first.scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS/'site_theory_figure.png'))
+    page.locator('h3:has-text("cap_measure")').first.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS/'site_show_doc.png'))
     return dict(theory_pictures=len(imgs), theory_formulas=math)
 
 
@@ -128,7 +136,8 @@ def check_sweep(page, base) -> dict:
     page.goto(f'{base}/sweep.html', wait_until='networkidle')
     page.wait_for_selector('.js-plotly-plot .main-svg', timeout=30_000)
     n = page.evaluate("document.querySelectorAll('.js-plotly-plot').length")
-    traces = page.evaluate("[...document.querySelectorAll('.js-plotly-plot')].map(p => p.querySelectorAll('.trace').length)")
+    traces = page.evaluate("[...document.querySelectorAll('.js-plotly-plot')]"
+                           ".map(p => p.querySelectorAll('.trace').length)")
     assert n >= 2 and all(traces), f"plotly figures {n}, traces {traces}"
     page.locator('.js-plotly-plot').first.scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS/'site_plotly.png'))
@@ -138,7 +147,7 @@ def check_sweep(page, base) -> dict:
 def check_search(page) -> int:
     "Search for `residual_knowledge`: the first result must name it; return the number of results."
     page.locator('label.md-search__icon, .md-search__input').first.click()
-    page.locator('input.md-search__input').press_sequentially('residual_knowledge', delay=20)   # typed, as a reader would
+    page.locator('input.md-search__input').press_sequentially('residual_knowledge', delay=20)   # typed, as by a reader
     page.wait_for_selector('.md-search-result__item', timeout=60_000)
     items = page.locator('.md-search-result__item')
     assert 'residual_knowledge' in (items.first.text_content() or ''), items.first.text_content()
