@@ -78,8 +78,8 @@ def test_site_offline(site, browser):
     nbs = sorted((ROOT/'nbs').glob('*.ipynb'))
     assert len(pages) == len(nbs), f"{len(nbs)} notebooks, {len(pages)} pages: {pages}"
     t, report = time.time(), dict(build_s=round(site['build_s'], 1))
-    # every page loads, and asks for nothing missing or elsewhere; a tab each (leaving a page aborts what it still loads,
-    # which is no failure of the next page)
+    # every page loads, and asks for nothing missing or elsewhere; a tab each (leaving a page aborts what it still
+    # loads, which is no failure of the next page)
     for i in range(0, len(pages), TABS):
         tabs = {name: offline_page(browser, base) for name in pages[i:i + TABS]}
         try:
