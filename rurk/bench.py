@@ -518,7 +518,8 @@ def time_audit(seed:int=0, cache_dir=None) -> dict:
 def report_audit(a:dict) -> str:
     "The audit benchmark as two lines."
     return (f"rurk-audit on the digits default ({a['rows']} rows, n = {a['n']}, c = {a['c']}, {a['n_taus']} τ): "
-            f"reading and checks {a['check'] + a['read']:.2f} s + report {a['report']:.2f} s = {a['overhead']:.1%} of the "
+            f"reading and checks {a['check'] + a['read']:.2f} s + report {a['report']:.2f} s "
+            f"= {a['overhead']:.1%} of the "
             f"estimator's {a['estimator']:.2f} s on the loaded models (target ≤ {AUDIT_TARGET:.0%}: "
             f"{'met' if a['overhead'] <= AUDIT_TARGET else 'missed'})\n  the estimator "
             f"on exported programs takes {a['estimator'] / a['eager']:.2f}× its time on the same models in memory; "

@@ -96,7 +96,8 @@ def export_guard():
     import sympy
     from torch.export.pt2_archive import _package
     with (mock.patch.object(torch, 'load', _weights_only(torch.load)),
-          mock.patch.object(_package.pickle, 'loads', _refuse), mock.patch.object(torch._C, '_pickle_load_obj', _refuse),
+          mock.patch.object(_package.pickle, 'loads', _refuse),
+          mock.patch.object(torch._C, '_pickle_load_obj', _refuse),
           mock.patch.object(sympy, 'sympify', _checked_sympify(sympy.sympify))):
         yield
 

@@ -120,7 +120,8 @@ def telling_samples(unlearned, retrained, # the two models
 # %% ../nbs/20b_html_report.ipynb #8ad45011
 def _cls(c:int, classes) -> str: return html.escape(str(classes[c]) if classes and c < len(classes) else str(c))
 
-def strip_html(samples:list, classes:list=None) -> str:
+def strip_html(samples:list, classes:list=None, # the samples (`telling_samples`); class names
+               name:str='unlearned') -> str: # what to call the model that is not the retrained one
     "The samples as a strip of figures: x, x′, the label and both models' answers (with confidence), k_m/k_a."
     figs = []
     for s in samples:
@@ -129,7 +130,7 @@ def strip_html(samples:list, classes:list=None) -> str:
         (u, pu), (r, pr) = s['unlearned'], s['retrained']
         ok = lambda c: '✓' if c == s['y'] else '✗'
         figs.append(f'<figure><img src="{a}" alt="forget sample {s["j"]}"><img src="{b}" alt="perturbed copy">'
-                    f'<figcaption>#{s["j"]}, label {_cls(s["y"], classes)}<br>unlearned: {_cls(u, classes)} '
+                    f'<figcaption>#{s["j"]}, label {_cls(s["y"], classes)}<br>{html.escape(name)}: {_cls(u, classes)} '
                     f'({pu:.0%}) {ok(u)}<br>retrained: {_cls(r, classes)} ({pr:.0%}) {ok(r)}<br>'
                     f'k_m/k_a = {s["k_m"]}/{s["k_a"]} of {s["c"]}</figcaption></figure>')
     return f'<div class="strip">{"".join(figs)}</div>'
@@ -171,7 +172,8 @@ def report_parts(res:dict, samples:list=None, # a results dict; the strip's samp
         parts.append(_section('Many models', f'<pre>{html.escape(pop)}</pre>', 'Statistics over populations of '
                               'models: ε and the forget score judge how distinguishable the unlearned models are from '
                               'retrained ones; read every row against the null, Re-train vs Re-train.'))
-    strip = strip_html(samples, classes) if samples else f'<p>No samples shown: {html.escape(why_no_samples)}.</p>'
+    strip = (strip_html(samples, classes, method or 'unlearned') if samples
+             else f'<p>No samples shown: {html.escape(why_no_samples)}.</p>')
     return parts + [_section('Perturbed forget samples' + (f' ({method})' if method else ''), strip, 'Each pair is '
                              'a forget sample x and one perturbed copy x′ with both models\' answers on x′; k_m/k_a '
                              'counts the draws each model got right of c.')]

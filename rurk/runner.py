@@ -35,7 +35,7 @@ def run_experiment(cfg:RunConfig=None, # what to run (default: the embedded digi
                    *, log=print, # where progress lines go
                    **kwargs # other `RunOptions`: resume, progress, executor, ray_address, threads, malloc
                   ) -> dict:
-    "Run every method on every seed; write results.json, results.csv, r_tau.html and report.html to `out`; return the results."
+    "Run every method on every seed; write results.json, results.csv, r_tau.html and report.html to `out`; return them."
     given = {k: v for k, v in dict(out=out, cache_dir=cache_dir).items() if v is not None}
     opts = check_options(RunOptions(**given, **kwargs))
     cfg = validate_config(cfg or RunConfig())

@@ -124,11 +124,12 @@ class static_widgets(Processor):
 
 # %% ../nbs/32_site.ipynb #9e3be51f
 def imports_of(source:str) -> str|None:
-    "The top-level import statements of `source` when it has other statements too; `None` otherwise."
+    "Of a cell that mixes imports with other code, its top-level imports (maybe none); `None` for any other cell."
     try: tree = ast.parse(source)
     except SyntaxError: return None
     imps = [s for s in tree.body if isinstance(s, (ast.Import, ast.ImportFrom))]
-    if not imps or len(imps) == len(tree.body): return None
+    nested = any(isinstance(s, (ast.Import, ast.ImportFrom)) for s in ast.walk(tree))
+    if not nested or len(imps) == len(tree.body): return None
     return '\n'.join(ast.get_source_segment(source, s) for s in imps)
 
 # %% ../nbs/32_site.ipynb #3ed5eaa3
@@ -144,7 +145,7 @@ class exec_doc_cells(exec_show_docs):
         if cell.cell_type != 'code' or self.skip & set(cell.directives_): return
         imps = None if cell.directives_.keys() & _show_dirs else imports_of(cell.source)
         if imps is None: return super().__call__(cell)
-        if not self.nb.has_docs_ or not hasattr(self, 'k'): return
+        if not imps or not self.nb.has_docs_ or not hasattr(self, 'k'): return
         self.k.run(imps)
         if self.k.exc: raise Exception(f"Error in cell {cell.idx_} (its imports):\n{imps}") from self.k.exc
 
