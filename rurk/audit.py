@@ -183,7 +183,7 @@ def audit_rows(um:list, rm:list, sets:AuditSets, cfg:AuditConfig, run:RunConfig,
     for name, m in rows:
         met = ref if name == 'retrain' else unlearning_metrics(m, sets, with_mia=run.mia, seed=cfg.seed)
         rk = measure_rk(m, rm[0], sets.forget, cfg.taus, run, cfg.seed)
-        r = dict(**met, avg_gap=avg_gap(met, ref), rk=rk, model_file=m.source)
+        r = dict(**met, avg_gap=avg_gap(met, ref), rk=rk, model_file=str(Path(m.source).resolve()))
         res['methods'][name] = dict(reference=name in REFERENCE_ROWS, per_seed={str(cfg.seed): r})
         save_results(res, out)
 

@@ -29,10 +29,11 @@ def file_kind(path) -> str:
     p = Path(path)
     if p.is_dir(): return 'folder'
     if not p.exists(): raise FileNotFoundError(f"{p}: no such file or folder")
-    try: head = p.open('rb').read(8)
+    try:
+        with p.open('rb') as f: head = f.read(8)
     except OSError as e: raise ValueError(f"{p}: cannot be read ({e.strerror})") from None
     if zipfile.is_zipfile(p):
-        names = zipfile.ZipFile(p).namelist()
+        with zipfile.ZipFile(p) as z: names = z.namelist()
         for kind, marks in ZIP_KINDS:
             if any(n.endswith(m) or m in n for n in names for m in marks): return kind
     elif head[:1] == b'\x80': return 'torch'  # a pickle: torch.save's legacy format

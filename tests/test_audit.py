@@ -4,6 +4,7 @@ Files that would run code when read are refused, and the code does not run (chec
 create); every bad input exits with code 2 and a two-line message before any estimation."""
 import io, json, os, shutil, subprocess, sys, time, zipfile, contextlib
 import numpy as np, pytest, torch, torch.nn as nn
+from pathlib import Path
 from conftest import ROOT
 from rurk.data import digits_scenario
 from rurk.models import make_model
@@ -96,6 +97,7 @@ def test_exported_torchscript_and_report(files):
     row = res['methods']['unlearned']['per_seed']['0']
     assert len(row['rk']['k_unlearned'][0]) == len(scn.forget[1])  # every forget sample, through the fixed batch of 16
     assert res['methods']['retrain']['rk']['r'] == [1.0, 1.0, 1.0]
+    assert Path(row['model_file']).is_absolute()  # explore() finds the files from any working folder
     page = (d/'out'/'report.html').read_text()
     assert page.count('<section>') == 7 and page.count('<figure>') == 6
     from rurk.explore import explore   # explore() opens an audit like a rurk-run folder
