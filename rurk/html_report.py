@@ -200,12 +200,12 @@ def _run_strip(res:dict, out) -> tuple:
     seed = str(res['config']['seeds'][0])
     has = lambda n: 'model' in res['methods'].get(n, {}).get('per_seed', {}).get(seed, {})
     rows = [n for n in res['methods'] if n not in REFERENCE_ROWS and has(n)]
+    rows = [n for n in rows if n != 'original'] or rows  # an unlearning method, when the run has one
     if not forget_path(out, seed).exists() or not rows or not has('retrain'):
         return None, 'the models were not saved (rurk-run --save-models)', None
     i = nearest_index(res['taus'], res['tau_main'])
-    r_at = lambda n: -1 if res['methods'][n]['per_seed'][seed]['rk']['r'][i] is None else \
-        res['methods'][n]['per_seed'][seed]['rk']['r'][i]
-    name, fs = max(rows, key=r_at), load_forget_set(out, seed)
+    r_at = lambda n: res['methods'][n]['per_seed'][seed]['rk']['r'][i]
+    name, fs = max(rows, key=lambda n: -1 if r_at(n) is None else r_at(n)), load_forget_set(out, seed)
     rk = RKResult.from_dict(res['methods'][name]['per_seed'][seed]['rk'])
     um, rm = load_run_model(out, name, seed), load_run_model(out, 'retrain', seed)
     return telling_samples(um, rm, fs['x'], fs['y'], rk, res['tau_main']), name, fs['classes'] or None

@@ -77,3 +77,4 @@ def test_reports_render_offline(reports):
         assert s['images'] == 12 and s['decoded'] == 12, (k, s)       # six samples: x and x′ each
         assert s['how'] == len(s['sections']) == 7, (k, s['sections'])
         assert s['sections'][0] == 'Configuration and environment' and s['sections'][-1].startswith('Perturbed forget')
+    assert seen['run']['sections'][-1] == 'Perturbed forget samples (gd)'  # an unlearning method, not the Original
