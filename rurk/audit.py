@@ -218,9 +218,10 @@ def audit_populations(um:list, rm:list, sets:AuditSets, cfg:AuditConfig, run:Run
 # %% ../nbs/23a_audit.ipynb #5ac4271c
 def run_audit(cfg:AuditConfig, run:RunConfig=None, # what to measure; the settings shared with `rurk-run`
               out='rurk_audit', log=print, # output folder; where progress lines go
-              inputs:tuple=None) -> dict: # `read_inputs(cfg)` when already read
+              inputs:tuple=None, read_seconds:float=0.0 # `read_inputs(cfg)` when already read, and in how long
+             ) -> dict:
     "Read, check, measure and report: results.json, results.csv, report.html (and population/) in `out`."
-    t0 = time.perf_counter()
+    t0 = time.perf_counter() - read_seconds
     cfg, run = check_audit(cfg, run)
     n = check_population_sizes(cfg)
     um, rm, sets = inputs or read_inputs(cfg)
@@ -272,12 +273,13 @@ def audit_main(argv=None):
     cfg, run, o = _of(AuditConfig, ns), _of(RunConfig, ns), _of(AuditOptions, ns)
     try:
         if o.threads is not None: as_int(o.threads, 'threads', lo=1)
+        t = time.perf_counter()
         cfg, run = check_audit(cfg, run)
         check_population_sizes(cfg)
         inputs = read_inputs(cfg)  # every file read and checked here: a bad one exits with code 2 before any work
     except (ValueError, TypeError, OSError) as e: p.error(' '.join(str(e).split()))  # one line
     torch.set_num_threads(o.threads or default_threads())
-    res = run_audit(cfg, run, o.out, inputs=inputs)
+    res = run_audit(cfg, run, o.out, inputs=inputs, read_seconds=time.perf_counter() - t)
     print(f"\n{format_table(res)}\n\nτ: {run.attack} perturbations, c = {cfg.c}; {RK_LEGEND}")
     if (pop := format_population(res)): print(f"\n{pop}")
     print(f"wrote {Path(o.out)/'results.json'}, results.csv, report.html ({res['seconds']:.0f} s)")

@@ -94,6 +94,7 @@ def test_exported_torchscript_and_report(files):
     assert res['audit']['files']['unlearned'][0]['kind'] == 'exported'
     assert res['audit']['files']['retrained'][1]['kind'] == 'torchscript'
     assert len(res['audit']['files']['forget']['sha256']) == 64
+    assert res['audit']['seconds']['read'] > 0.02   # the reading done before the audit starts counts
     row = res['methods']['unlearned']['per_seed']['0']
     assert len(row['rk']['k_unlearned'][0]) == len(scn.forget[1])  # every forget sample, through the fixed batch of 16
     assert res['methods']['retrain']['rk']['r'] == [1.0, 1.0, 1.0]
